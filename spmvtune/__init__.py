@@ -1,0 +1,16 @@
+"""spmvtune: fast sparse matrix-vector products, tuned to the machine it runs on.
+
+>>> import spmvtune
+>>> A = spmvtune.load("m.mtx")                 # canonical float64 CSR
+>>> op = spmvtune.select_kernel(A, threads=2)  # prepare once
+>>> y = op(x)                                  # then y = A @ x, many times
+"""
+from .io import MatrixFormatError, MatrixInfo, MatrixTooLargeError, load
+from .operator import SpMVOperator
+from .pool import KernelUnusable, kernel_names
+from .select import select_kernel
+
+__version__ = "0.1.0"
+
+__all__ = ["load", "kernel_names", "select_kernel", "SpMVOperator", "MatrixInfo",
+           "MatrixFormatError", "MatrixTooLargeError", "KernelUnusable", "__version__"]

@@ -1,0 +1,60 @@
+"""The operator :func:`spmvtune.select_kernel` returns: ``y = op(x)``."""
+import numpy as np
+
+_F64 = np.dtype(np.float64)
+
+
+class SpMVOperator:
+    """``y = A @ x`` with a prepared kernel of the pool.
+
+    Attributes: ``kernel`` (name), ``shape`` (n_rows, n_cols), ``threads``,
+    ``setup_seconds`` (conversion time of ``prepare``), ``nbytes`` (bytes of
+    the kernel's matrix storage), ``info`` (kernel facts, e.g. bytes/nonzero).
+
+    A call checks only the type, dtype, shape and contiguity of ``x``; the
+    fast path is a float64 C-contiguous 1-D ``x`` (others are converted).  Not
+    safe to call from several Python threads at once (kernels keep scratch
+    buffers).
+    """
+
+    def __init__(self, kernel, shape, prepared, threads, setup_seconds, nnz):
+        self.kernel = kernel
+        self.shape = shape
+        self.threads = threads
+        self.setup_seconds = setup_seconds
+        self.nnz = nnz
+        self.nbytes = prepared.nbytes
+        self.info = prepared.info
+        self._run = prepared.run
+        self._args = prepared.args
+        self._m, self._n = shape
+
+    def __repr__(self):
+        return (f"SpMVOperator(kernel={self.kernel!r}, shape={self.shape}, nnz={self.nnz}, "
+                f"threads={self.threads}, setup_seconds={self.setup_seconds:.3g})")
+
+    def __call__(self, x):
+        return self.matvec(x)
+
+    def matvec(self, x, out=None):
+        """y = A @ x.  x: (n_cols,) float64.  out: optional (n_rows,) float64
+        C-contiguous array to write into (then nothing is allocated)."""
+        if (type(x) is not np.ndarray or x.dtype != _F64 or x.shape != (self._n,)
+                or not x.flags.c_contiguous):
+            x = self._as_x(x)
+        if out is None:
+            out = np.empty(self._m)
+        elif (type(out) is not np.ndarray or out.dtype != _F64 or out.shape != (self._m,)
+              or not out.flags.c_contiguous or not out.flags.writeable):
+            raise ValueError(f"out must be a writeable C-contiguous float64 array of shape "
+                             f"({self._m},)")
+        self._run(*self._args, x, out)
+        return out
+
+    def _as_x(self, x):
+        x = np.asarray(x)
+        if x.shape != (self._n,):
+            raise ValueError(f"x must have shape ({self._n},), got {x.shape}")
+        if np.issubdtype(x.dtype, np.complexfloating):
+            raise TypeError("complex x is not supported")
+        return np.ascontiguousarray(x, dtype=np.float64)

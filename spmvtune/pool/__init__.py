@@ -1,0 +1,11 @@
+"""The pool of SpMV kernels.  Importing this package registers every kernel.
+
+Families (one module each): ``csr`` (baselines, unrolled), ``split`` (long-row
+splitting), ``prefetch``, ``value_index``, ``delta``, ``symmetric``, ``dense``.
+"""
+from . import csr, split, prefetch, value_index, delta, symmetric, dense  # noqa: F401  (registers)
+from .registry import (CLASSES, CSR, KernelSpec, KernelUnusable, Prepared,
+                       get_kernel, kernel_names, kernel_specs)
+
+__all__ = ["CLASSES", "CSR", "KernelSpec", "KernelUnusable", "Prepared",
+           "get_kernel", "kernel_names", "kernel_specs"]

@@ -1,0 +1,34 @@
+"""Index-array conversions shared by the kernels' ``prepare`` steps.
+
+The kernels index with *unsigned* integers: Numba emits a negative-index
+wraparound test for every signed array access, which made the CSR loop
+1.6-1.8x slower (see ../shared/FINDINGS.md).  Arrays are 32-bit where the
+values fit and 64-bit beyond.
+"""
+import numpy as np
+
+U32_MAX = np.iinfo(np.uint32).max
+
+
+def unsigned_for(max_value, wide=False):
+    """uint32 if every value up to ``max_value`` fits, else uint64."""
+    return np.uint64 if wide or max_value > U32_MAX else np.uint32
+
+
+def unsigned_csr(csr, wide=False, pad=0):
+    """(indptr, indices) of ``csr`` as unsigned arrays.
+
+    ``wide=True`` forces uint64 (tests use it to exercise the 64-bit code
+    paths without a 4-billion-nonzero matrix).  ``pad`` appends that many
+    zero column indices, so a kernel may read ``indices[k + pad]`` safely.
+    """
+    n_cols = csr.shape[1]
+    indptr = csr.indptr.astype(unsigned_for(csr.nnz, wide))
+    idx_t = unsigned_for(max(n_cols - 1, 0), wide)
+    indices = np.zeros(csr.nnz + pad, dtype=idx_t)
+    indices[:csr.nnz] = csr.indices
+    return indptr, indices
+
+
+def nbytes(*arrays):
+    return int(sum(a.nbytes for a in arrays))

@@ -1,0 +1,122 @@
+"""Symmetric storage (MB, beyond the paper): keep the lower triangle only.
+
+For A = A^T (or A = -A^T, skew), row ``i`` of the lower triangle L gives both
+``y[i] += L[i, j] x[j]`` and ``y[j] += sign * L[i, j] x[i]``, so each stored
+nonzero is used twice and the matrix stream halves.
+
+Threads own row ranges ``[r0, r1)``; the transposed updates ``y[j]`` with
+``j < r0`` would race with another thread, so they go to a private buffer
+covering ``[lo[p], r0)`` (``lo[p]`` = smallest column the partition touches,
+so a banded matrix has small buffers) and are added after the parallel loop.
+Hermitian matrices are complex, which the loader refuses.
+"""
+import numpy as np
+import scipy.sparse as sp
+from numba import njit, prange
+
+from ._loops import U1
+from .csr import row_partitions
+from .indices import nbytes, unsigned_csr
+from .registry import CSR, KernelSpec, KernelUnusable, Prepared, register
+
+
+@njit(cache=True, nogil=True)
+def _sym_part(p, parts, lo, boff, indptr, indices, data, sign, buf, x, y):
+    r0 = parts[p]
+    r1 = parts[p + 1]
+    b0 = boff[p]
+    low = lo[p]
+    for i in range(r0, r1):
+        y[i] = 0.0
+    for j in range(b0, boff[p + 1]):
+        buf[j] = 0.0
+    for i in range(r0, r1):
+        k0 = np.uint64(indptr[i])
+        k1 = np.uint64(indptr[i + U1])
+        xi = x[i]
+        s = 0.0
+        if k1 > k0 and indices[k1 - U1] == i:     # the diagonal ends the row
+            k1 -= U1
+            s = data[k1] * xi
+        t = sign * xi
+        for k in range(k0, k1):
+            j = np.uint64(indices[k])
+            a = data[k]
+            s += a * x[j]
+            if j >= r0:
+                y[j] += a * t
+            else:
+                buf[b0 + j - low] += a * t
+        y[i] += s
+
+
+@njit(cache=True, nogil=True)
+def _sym_reduce(parts, lo, boff, buf, y):
+    for p in range(parts.shape[0] - 1):
+        low = lo[p]
+        b0 = boff[p]
+        for t in range(boff[p + 1] - b0):
+            y[low + t] += buf[b0 + t]
+
+
+@njit(cache=True, parallel=True)
+def _sym_par(parts, lo, boff, indptr, indices, data, sign, buf, x, y):
+    for p in prange(parts.shape[0] - 1):
+        _sym_part(p, parts, lo, boff, indptr, indices, data, sign, buf, x, y)
+    _sym_reduce(parts, lo, boff, buf, y)
+
+
+@njit(cache=True, nogil=True)
+def _sym_ser(parts, lo, boff, indptr, indices, data, sign, buf, x, y):
+    for p in range(parts.shape[0] - 1):
+        _sym_part(p, parts, lo, boff, indptr, indices, data, sign, buf, x, y)
+    _sym_reduce(parts, lo, boff, buf, y)
+
+
+def symmetry_sign(csr):
+    """+1.0 if A == A^T, -1.0 if A == -A^T (zero diagonal), else KernelUnusable.
+
+    Trusts a symmetry the file declared; otherwise compares A with A^T (one
+    transpose, O(nnz), paid once in ``prepare``).
+    """
+    if csr.shape[0] != csr.shape[1]:
+        raise KernelUnusable("symmetric storage needs a square matrix")
+    if csr.symmetry == "symmetric":
+        return 1.0
+    if csr.symmetry == "skew-symmetric":
+        return -1.0
+    A = sp.csr_array((csr.data, csr.indices, csr.indptr), shape=csr.shape)
+    At = A.T.tocsr()
+    if (A != At).nnz == 0:
+        return 1.0
+    if (A != -At).nnz == 0:
+        return -1.0
+    raise KernelUnusable("matrix is not symmetric or skew-symmetric")
+
+
+def _prepare(csr, threads, *, wide=False):
+    sign = symmetry_sign(csr)
+    A = sp.csr_array((csr.data, csr.indices, csr.indptr), shape=csr.shape)
+    L = sp.tril(A, format="csr")
+    L.sort_indices()
+    lower = CSR(csr.shape, L.indptr, L.indices, L.data, csr.symmetry)
+    parts = row_partitions(lower, threads, "nnz")
+    lo = parts[:-1].copy()
+    for p in range(len(parts) - 1):
+        a, b = int(L.indptr[parts[p]]), int(L.indptr[parts[p + 1]])
+        if b > a:
+            lo[p] = min(int(lo[p]), int(L.indices[a:b].min()))
+    boff = np.concatenate([[0], np.cumsum(parts[:-1] - lo)]).astype(np.uint64)
+    buf = np.zeros(int(boff[-1]), dtype=np.float64)
+    indptr, indices = unsigned_csr(lower, wide)
+    data = np.ascontiguousarray(L.data, dtype=np.float64)
+    run = _sym_par if threads > 1 else _sym_ser
+    args = (parts, lo, boff, indptr, indices, data, sign, buf)
+    return Prepared(run, args, nbytes(indptr, indices, data),
+                    {"stored_nnz": int(L.nnz), "buffer_entries": len(buf), "sign": sign})
+
+
+register(KernelSpec(
+    "csr_sym", ("MB",),
+    "symmetric (or skew) matrices: lower triangle only, race-free threads",
+    _prepare))
