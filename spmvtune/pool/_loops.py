@@ -15,7 +15,7 @@ from numba.extending import overload
 
 from ._intrinsics import prefetch
 
-U0, U1 = np.uint64(0), np.uint64(1)
+U0, U1, U2, U3, U4 = (np.uint64(v) for v in range(5))
 
 
 def value_at(vals, vidx, k):
@@ -30,18 +30,42 @@ def _value_at(vals, vidx, k):
     return lambda vals, vidx, k: vals[vidx[k]]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def row_sum(k0, k1, indices, vals, vidx, dist, x):
-    """sum over k in [k0, k1) of value(k) * x[indices[k]] (k0, k1 uint64)."""
-    s = 0.0
+    """sum over k in [k0, k1) of value(k) * x[indices[k]] (k0, k1 uint64).
+
+    Four accumulators: with compressed (fewer-byte) formats the kernel stops
+    being memory-bound and one accumulator's add-latency chain becomes the
+    limit.
+    """
+    s0 = s1 = s2 = s3 = 0.0
+    k = k0
     if dist != U0:
-        for k in range(k0, k1):
+        while k + U4 <= k1:
             prefetch(x, indices[k + dist])
-            s += value_at(vals, vidx, k) * x[indices[k]]
+            prefetch(x, indices[k + dist + U1])
+            prefetch(x, indices[k + dist + U2])
+            prefetch(x, indices[k + dist + U3])
+            s0 += value_at(vals, vidx, k) * x[indices[k]]
+            s1 += value_at(vals, vidx, k + U1) * x[indices[k + U1]]
+            s2 += value_at(vals, vidx, k + U2) * x[indices[k + U2]]
+            s3 += value_at(vals, vidx, k + U3) * x[indices[k + U3]]
+            k += U4
+        while k < k1:
+            prefetch(x, indices[k + dist])
+            s0 += value_at(vals, vidx, k) * x[indices[k]]
+            k += U1
     else:
-        for k in range(k0, k1):
-            s += value_at(vals, vidx, k) * x[indices[k]]
-    return s
+        while k + U4 <= k1:
+            s0 += value_at(vals, vidx, k) * x[indices[k]]
+            s1 += value_at(vals, vidx, k + U1) * x[indices[k + U1]]
+            s2 += value_at(vals, vidx, k + U2) * x[indices[k + U2]]
+            s3 += value_at(vals, vidx, k + U3) * x[indices[k + U3]]
+            k += U4
+        while k < k1:
+            s0 += value_at(vals, vidx, k) * x[indices[k]]
+            k += U1
+    return (s0 + s1) + (s2 + s3)
 
 
 @njit(cache=True, nogil=True)

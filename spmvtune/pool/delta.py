@@ -14,7 +14,7 @@ Per row: ``indptr`` (values), ``first`` (4 B), ``width`` (1 B).
 import numpy as np
 from numba import njit, prange
 
-from ._loops import U1, value_at
+from ._loops import U0, U1, U2, U3, U4, value_at
 from .csr import row_partitions
 from .indices import U32_MAX, nbytes, unsigned_for
 from .registry import KernelSpec, KernelUnusable, Prepared, register
@@ -63,13 +63,29 @@ def delta_encode(csr, parts):
     return enc
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _gap_sum(s, c, gaps, o, n, k, vals, vidx, x):
-    """Continue a row: n gaps from gaps[o:], values from position k."""
-    for t in range(n):
-        c += np.uint64(gaps[o + t])
+    """Continue a row at column c: n gaps from gaps[o:], values from position k.
+
+    Unrolled by 4 with 4 accumulators (see ``_loops.row_sum``).
+    """
+    s1 = s2 = s3 = 0.0
+    t = U0
+    while t + U4 <= n:
+        c0 = c + gaps[o + t]
+        c1 = c0 + gaps[o + t + U1]
+        c2 = c1 + gaps[o + t + U2]
+        c = c2 + gaps[o + t + U3]
+        s += value_at(vals, vidx, k + t) * x[c0]
+        s1 += value_at(vals, vidx, k + t + U1) * x[c1]
+        s2 += value_at(vals, vidx, k + t + U2) * x[c2]
+        s3 += value_at(vals, vidx, k + t + U3) * x[c]
+        t += U4
+    while t < n:
+        c += gaps[o + t]
         s += value_at(vals, vidx, k + t) * x[c]
-    return s
+        t += U1
+    return (s + s1) + (s2 + s3)
 
 
 @njit(cache=True, nogil=True)

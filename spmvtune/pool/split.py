@@ -21,19 +21,21 @@ from .registry import KernelSpec, Prepared, register
 def _split_part(p, kb, first, end, tail, indptr, indices, data, dist, tails, x, y):
     k_lo = kb[p]
     k_hi = kb[p + U1]
+    # only the first row (and the tail) can start before k_lo
+    k0 = k_lo
     for r in range(first[p], end[p]):
-        k0 = max(np.uint64(indptr[r]), k_lo)
-        y[r] = row_sum(k0, np.uint64(indptr[r + U1]), indices, data, None, dist, x)
+        k1 = np.uint64(indptr[r + U1])
+        y[r] = row_sum(k0, k1, indices, data, None, dist, x)
+        k0 = k1
     t = tail[p]
-    if t < y.shape[0]:
-        k0 = max(np.uint64(indptr[t]), k_lo)
+    if t < np.uint64(y.shape[0]):
         tails[p] = row_sum(k0, k_hi, indices, data, None, dist, x)
 
 
 @njit(cache=True, nogil=True)
 def _add_tails(tail, tails, y):
     for p in range(tail.shape[0]):
-        if tail[p] < y.shape[0]:
+        if tail[p] < np.uint64(y.shape[0]):
             y[tail[p]] += tails[p]
 
 

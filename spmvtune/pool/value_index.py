@@ -15,16 +15,30 @@ from .registry import KernelSpec, KernelUnusable, Prepared, register
 MAX_DISTINCT = 1 << 16
 
 
+def _distinct(a):
+    a = np.sort(a)
+    keep = np.ones(len(a), dtype=bool)
+    keep[1:] = a[1:] != a[:-1]        # NaN != NaN: each NaN would count; NaNs are rare
+    return a[keep]
+
+
 def value_index(data):
     """(vals, vidx): ``vals[vidx] == data``; vidx uint8 or uint16.
 
     data: (nnz,) float64.  Raises :class:`KernelUnusable` when there are more
-    than 65536 distinct values.  -0.0 and 0.0 share one code.
+    than 65536 distinct values, or NaNs.  -0.0 and 0.0 share one code.
     """
-    vals, vidx = np.unique(data, return_inverse=True)
+    # A sample with too many distinct values rejects quickly; otherwise a sort
+    # (np.unique with return_inverse is ~20x slower on large arrays).
+    vals = _distinct(data[:: max(1, len(data) // 200_000)])
+    if len(vals) <= MAX_DISTINCT:
+        vals = _distinct(data)
     if len(vals) > MAX_DISTINCT:
-        raise KernelUnusable(f"{len(vals)} distinct values (value index holds at most "
-                             f"{MAX_DISTINCT})")
+        raise KernelUnusable(f"more than {MAX_DISTINCT} distinct values "
+                             "(the value index holds at most that many)")
+    if np.isnan(vals[-1:]).any():
+        raise KernelUnusable("NaN values cannot be value-indexed")
+    vidx = np.searchsorted(vals, data)
     code_t = np.uint8 if len(vals) <= 256 else np.uint16
     if len(vals) == 0:
         vals = np.zeros(1)

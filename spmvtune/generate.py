@@ -1,0 +1,135 @@
+"""Generators of synthetic matrix families, each built to stress one bottleneck.
+
+All return ``scipy.sparse.csr_array`` (float64, canonical) and take a ``seed``.
+Small sizes feed the tests; large ones (working set far beyond the L3 cache)
+feed ``benchmarks/``.  Values are random unless the family has natural ones
+(the stencil's coefficients), so value-indexed kernels gain only where real
+matrices would let them.
+"""
+import numpy as np
+import scipy.sparse as sp
+
+
+def _sorted_unique(a):
+    """np.unique for large int64 arrays (numpy 2.4's np.unique is ~20x slower than a sort)."""
+    a = np.sort(a)
+    keep = np.ones(len(a), dtype=bool)
+    keep[1:] = a[1:] != a[:-1]
+    return a[keep]
+
+
+def _from_rows(n_rows, n_cols, rows, cols, vals=None, rng=None):
+    """CSR from unsorted (row, col) pairs; duplicates merged, values random if None."""
+    key = rows.astype(np.int64) * n_cols + cols.astype(np.int64)
+    key = _sorted_unique(key)
+    r, c = np.divmod(key, n_cols) if n_cols else (key, key)
+    if vals is None:
+        vals = (rng or np.random.default_rng(0)).uniform(-1.0, 1.0, size=len(key))
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=n_rows), out=indptr[1:])
+    idx_t = np.int32 if max(n_cols, len(key)) < 2**31 else np.int64
+    return sp.csr_array((vals, c.astype(idx_t), indptr.astype(idx_t)), shape=(n_rows, n_cols))
+
+
+def stencil3d(n, seed=0):
+    """27-point stencil on an n^3 grid: 26 on the diagonal, -1 off it (MB)."""
+    one = sp.diags_array([np.ones(n - 1), np.ones(n), np.ones(n - 1)], offsets=[-1, 0, 1],
+                         shape=(n, n))
+    A = sp.kron(sp.kron(one, one), one, format="csr")
+    A.data[:] = -1.0
+    A.setdiag(26.0)
+    A = sp.csr_array(A)
+    A.sum_duplicates()
+    return A
+
+
+def fem_blocks(n_block_rows, blocks_per_row=10, bs=3, spread=50, seed=0):
+    """FEM-like: bs x bs dense blocks, ``blocks_per_row`` near the diagonal (MB)."""
+    rng = np.random.default_rng(seed)
+    nb = n_block_rows
+    brow = np.repeat(np.arange(nb), blocks_per_row)
+    bcol = np.clip(brow + rng.integers(-spread, spread + 1, size=len(brow)), 0, nb - 1)
+    bcol[::blocks_per_row] = brow[::blocks_per_row]          # keep the diagonal block
+    key = _sorted_unique(brow.astype(np.int64) * nb + bcol)
+    brow, bcol = np.divmod(key, nb)
+    off = np.arange(bs)
+    rows = (brow[:, None, None] * bs + off[None, :, None]).repeat(bs, axis=2).ravel()
+    cols = (bcol[:, None, None] * bs + off[None, None, :]).repeat(bs, axis=1).ravel()
+    return _from_rows(nb * bs, nb * bs, rows, cols, rng=rng)
+
+
+def random_scatter(n_rows, per_row=8, n_cols=None, seed=0):
+    """``per_row`` nonzeros per row at uniformly random columns (ML)."""
+    rng = np.random.default_rng(seed)
+    n_cols = n_rows if n_cols is None else n_cols
+    rows = np.repeat(np.arange(n_rows), per_row)
+    cols = rng.integers(0, max(n_cols, 1), size=len(rows))
+    return _from_rows(n_rows, n_cols, rows, cols, rng=rng)
+
+
+def power_law(n_rows, mean_per_row=10, exponent=1.8, n_cols=None, seed=0):
+    """Row lengths drawn from a Pareto law (a few huge rows), random columns (IMB)."""
+    rng = np.random.default_rng(seed)
+    n_cols = n_rows if n_cols is None else n_cols
+    lengths = rng.pareto(exponent, size=n_rows) + 1.0
+    lengths = np.minimum(lengths * (mean_per_row / lengths.mean()), n_cols).astype(np.int64)
+    lengths = np.maximum(lengths, 1)
+    rows = np.repeat(np.arange(n_rows), lengths)
+    cols = rng.integers(0, n_cols, size=len(rows))
+    return _from_rows(n_rows, n_cols, rows, cols, rng=rng)
+
+
+def short_rows(n_rows, seed=0, locality=None):
+    """1-2 nonzeros per row (CMP in cache, ML out of it); columns random, or
+    within ``locality`` of the diagonal when given."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 3, size=n_rows)
+    rows = np.repeat(np.arange(n_rows), lengths)
+    if locality is None:
+        cols = rng.integers(0, n_rows, size=len(rows))
+    else:
+        cols = np.clip(rows + rng.integers(-locality, locality + 1, size=len(rows)), 0, n_rows - 1)
+    return _from_rows(n_rows, n_rows, rows, cols, rng=rng)
+
+
+def wide_lp(n_rows, n_cols, per_row=40, seed=0):
+    """LP-like: few rows, many columns, random columns (ML; large x)."""
+    return random_scatter(n_rows, per_row, n_cols=n_cols, seed=seed)
+
+
+def banded(n, half_bandwidth=3, seed=0):
+    """Banded with random values."""
+    rng = np.random.default_rng(seed)
+    offs = range(-half_bandwidth, half_bandwidth + 1)
+    diags = [rng.uniform(-1, 1, n - abs(o)) for o in offs]
+    A = sp.csr_array(sp.diags_array(diags, offsets=list(offs), shape=(n, n)))
+    A.sum_duplicates()
+    return A
+
+
+def symmetric(A, skew=False):
+    """A + A^T (or A - A^T) of a square matrix."""
+    S = A - A.T if skew else A + A.T
+    S = sp.csr_array(S)
+    S.sum_duplicates()
+    return S
+
+
+def laplacian_2d(n):
+    """5-point Laplacian on an n x n grid (symmetric, 2 distinct values)."""
+    T = sp.diags_array([-np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)], offsets=[-1, 0, 1])
+    eye = sp.eye_array(n)
+    A = sp.csr_array(sp.kron(T, eye) + sp.kron(eye, T))
+    A.sum_duplicates()
+    return A
+
+
+#: Large out-of-cache benchmark families: name -> (builder, description).
+LARGE = {
+    "stencil27": (lambda: stencil3d(100), "3-D 27-point stencil, 100^3 grid, 26.5M nnz"),
+    "fem_blocks": (lambda: fem_blocks(1_000_000 // 3 + 1, 10), "3x3 dense blocks, FEM-like, ~30M nnz"),
+    "random_scatter": (lambda: random_scatter(2_000_000, 8), "8 random columns per row, 16M nnz"),
+    "power_law": (lambda: power_law(2_000_000, 10.5), "Pareto row lengths, random columns, ~21M nnz"),
+    "short_rows": (lambda: short_rows(11_000_000), "1-2 random columns per row, ~16M nnz"),
+    "wide_lp": (lambda: wide_lp(300_000, 3_000_000, 40), "300k x 3M, 40 random columns per row"),
+}
