@@ -1,8 +1,147 @@
-"""The ``spmvtune`` command line."""
+"""The ``spmvtune`` command line: one subcommand per capability, ``--json`` for machines."""
+import json
+import sys
+from pathlib import Path
+
 import click
+import numpy as np
+
+MATRIX_SUFFIXES = (".mtx", ".mtx.gz", ".mtx.bz2", ".tar.gz", ".npz")
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="spmvtune")
 def main():
-    """spmvtune: sparse matrix-vector products tuned to this machine."""
+    """spmvtune: sparse matrix-vector products (y = A x) tuned to this machine.
+
+    \b
+    spmvtune kernels            the kernel pool and what each kernel targets
+    spmvtune bench PATH...      time every kernel against SciPy (and MKL) on files
+    """
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+def kernels(as_json):
+    """List the kernels of the pool, the bottleneck classes they target
+    (MB memory bandwidth, ML memory latency, IMB imbalance, CMP computation)
+    and their tuning options."""
+    from .pool import kernel_specs
+    specs = [{"name": s.name, "targets": list(s.targets), "summary": s.summary,
+              "options": s.options} for s in kernel_specs()]
+    if as_json:
+        click.echo(json.dumps(specs, indent=2))
+        return
+    for s in specs:
+        opts = " ".join(f"{k}={v}" for k, v in s["options"].items())
+        click.echo(f"{s['name']:20s} {','.join(s['targets']) or '-':8s} {s['summary']}"
+                   + (f" [{opts}]" if opts else ""))
+
+
+def matrix_files(paths):
+    """Files given, and the matrix files under the directories given, sorted."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(MATRIX_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--threads", type=int, default=None, help="Threads per SpMV (default: all cores).")
+@click.option("--kernel", "kernel_list", multiple=True,
+              help="Only these kernels (repeatable; default: the whole pool).")
+@click.option("--repeats", type=int, default=10, show_default=True,
+              help="Timed runs per contestant (median reported), after 2 warm-up runs.")
+@click.option("--mkl/--no-mkl", default=True, show_default=True,
+              help="Include Intel MKL (plain CSR and Inspector-Executor) when installed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
+def bench(paths, threads, kernel_list, repeats, mkl, as_json):
+    """Time every kernel of the pool on matrix files and directories.
+
+    Each kernel's result is checked against SciPy before it is timed; a file
+    that cannot be read or a kernel that fails is reported and the sweep goes
+    on.  GFLOP/s = 2 nnz / median time.  Exit status 1 if anything failed.
+    """
+    from . import load, select_kernel
+    from .pool import KernelUnusable, kernel_names
+    from .timing import gflops, interleaved_medians
+    from .validate import check_threads
+
+    threads = check_threads(threads)
+    names = list(kernel_list) or list(kernel_names())
+    for n in names:
+        if n not in kernel_names():
+            raise click.BadParameter(f"unknown kernel {n!r}; see `spmvtune kernels`",
+                                     param_hint="--kernel")
+    files = matrix_files(paths)
+    if not files:
+        raise click.UsageError("no matrix files found (looked for " + ", ".join(MATRIX_SUFFIXES) + ")")
+    mkl_ok = False
+    if mkl:
+        from .peers import MKLMatrix, mkl_available
+        mkl_ok, why = mkl_available()
+        if not mkl_ok and not as_json:
+            click.echo(f"(MKL skipped: {why})", err=True)
+    results, failures = [], 0
+    for i, path in enumerate(files, 1):
+        if not as_json:
+            click.echo(f"[{i}/{len(files)}] {path}", err=True)
+        try:
+            A = load(path)
+        except (ValueError, MemoryError, OSError) as exc:
+            failures += 1
+            results.append({"matrix": str(path), "error": str(exc)})
+            if not as_json:
+                click.echo(f"  error: {exc}", err=True)
+            continue
+        x = np.random.default_rng(0).uniform(-1, 1, A.shape[1])
+        y = np.empty(A.shape[0])
+        ref = A @ x
+        contestants, errors = {"scipy": lambda: A @ x}, {}
+        if mkl_ok and max(A.shape) < 2**31:
+            for label, opt in (("mkl_csr", False), ("mkl_ie", True)):
+                m = MKLMatrix(A, threads, optimize=opt)
+                contestants[label] = lambda m=m: m(x, y)
+        for name in names:
+            try:
+                op = select_kernel(A, kernel=name, threads=threads)
+                op.matvec(x, out=y)
+                scale = np.abs(A) @ np.abs(x)
+                if not np.all(np.abs(y - ref) <= 1e-12 * (scale + 1e-300) * (A.nnz + 1)):
+                    raise AssertionError("result differs from SciPy")
+            except KernelUnusable:
+                continue
+            except Exception as exc:    # a failing kernel must not stop the sweep
+                errors[name] = f"{type(exc).__name__}: {exc}"
+                continue
+            contestants[name] = lambda op=op: op.matvec(x, out=y)
+        med = interleaved_medians(contestants, repeats=repeats)
+        row = {"matrix": str(path), "rows": A.shape[0], "cols": A.shape[1], "nnz": int(A.nnz),
+               "threads": threads, "gflops": {k: gflops(A.nnz, t) for k, t in med.items()},
+               "seconds": med, "kernel_errors": errors}
+        failures += bool(errors)
+        results.append(row)
+        if not as_json:
+            _print_row(row)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    sys.exit(1 if failures else 0)
+
+
+def _print_row(row):
+    g = row["gflops"]
+    ours = {k: v for k, v in g.items() if k not in ("scipy", "mkl_csr", "mkl_ie")}
+    best = max(ours, key=ours.get) if ours else None
+    click.echo(f"  {row['rows']} x {row['cols']}, nnz {row['nnz']}, {row['threads']} threads; GFLOP/s:")
+    for k, v in sorted(g.items(), key=lambda kv: -kv[1]):
+        mark = "  <- best of the pool" if k == best else ""
+        click.echo(f"    {k:20s} {v:8.3f}{mark}")
+    if best:
+        click.echo(f"  best/scipy {ours[best] / g['scipy']:.2f}x"
+                   + (f", best/MKL IE {ours[best] / g['mkl_ie']:.2f}x" if "mkl_ie" in g else ""))
+    for k, e in row["kernel_errors"].items():
+        click.echo(f"  kernel {k} FAILED: {e}")
