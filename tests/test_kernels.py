@@ -126,3 +126,33 @@ def test_every_kernel_documents_itself():
         spec = get_kernel(name)
         assert spec.summary and spec.name == name
         assert set(spec.targets) <= {"MB", "ML", "IMB", "CMP"}
+
+
+def test_bcsr_picks_the_natural_block_shape():
+    op = spmvtune.select_kernel(family_matrix("blocks"), kernel="bcsr")
+    assert op.info["shape"] == (3, 3) and op.info["fill"] == 1.0
+    assert op.info["bytes_per_nnz"] < 9.0
+    op = spmvtune.select_kernel(family_matrix("random"), kernel="bcsr")
+    assert op.info["shape"] == (1, 1)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (3, 3), (4, 4), (4, 1), (1, 8)])
+@pytest.mark.parametrize("family", ["blocks", "wide", "tall", "dense_small", "empty_rows"])
+def test_bcsr_forced_shapes(shape, family):
+    """Every shape is exact, including partial last block rows and columns."""
+    A = family_matrix(family)
+    x = _x(A.shape[1])
+    try:
+        op = spmvtune.select_kernel(A, kernel="bcsr", threads=2, options={"shape": shape})
+    except KernelUnusable:
+        assert shape[1] > A.shape[1] or shape[0] > A.shape[0]
+        return
+    assert_matches(op(x), A, x, f"bcsr{shape}/{family}")
+
+
+def test_colblock_splits_wide_matrices():
+    A = family_matrix("wide")
+    op = spmvtune.select_kernel(A, kernel="csr_colblock", threads=2, options={"block_bytes": 4096})
+    assert op.info["blocks"] == -(-A.shape[1] // 512)
+    x = _x(A.shape[1])
+    assert_matches(op(x), A, x, "colblock")

@@ -3,7 +3,7 @@
 Families (one module each): ``csr`` (baselines, unrolled), ``split`` (long-row
 splitting), ``prefetch``, ``value_index``, ``delta``, ``symmetric``, ``dense``.
 """
-from . import csr, split, prefetch, value_index, delta, symmetric, dense  # noqa: F401  (registers)
+from . import csr, split, prefetch, colblock, value_index, delta, bcsr, symmetric, dense  # noqa: F401  (registers)
 from .registry import (CLASSES, CSR, KernelSpec, KernelUnusable, Prepared,
                        get_kernel, kernel_names, kernel_specs)
 
