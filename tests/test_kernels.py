@@ -22,7 +22,7 @@ def expected_unusable(kernel, A):
     """Kernels may refuse a matrix only for these documented reasons."""
     if kernel == "csr_sym":
         return A.shape[0] != A.shape[1] or (A != A.T).nnz and (A != -A.T).nnz
-    if kernel in ("csr_vi", "csr_vi_prefetch", "csr_delta_vi"):
+    if kernel in ("csr_vi", "csr_vi_prefetch", "csr_delta_vi", "bcsr_vi"):
         return len(np.unique(A.data)) > 65536
     return False
 
@@ -132,20 +132,24 @@ def test_bcsr_picks_the_natural_block_shape():
     op = spmvtune.select_kernel(family_matrix("blocks"), kernel="bcsr")
     assert op.info["shape"] == (3, 3) and op.info["fill"] == 1.0
     assert op.info["bytes_per_nnz"] < 9.0
+    op = spmvtune.select_kernel(family_matrix("stencil"), kernel="bcsr_vi")
+    assert op.info["shape"] == (1, 3)          # unaligned runs of 3 columns
+    assert op.info["bytes_per_nnz"] < 3.0
     op = spmvtune.select_kernel(family_matrix("random"), kernel="bcsr")
     assert op.info["shape"] == (1, 1)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (3, 3), (4, 4), (4, 1), (1, 8)])
-@pytest.mark.parametrize("family", ["blocks", "wide", "tall", "dense_small", "empty_rows"])
-def test_bcsr_forced_shapes(shape, family):
+@pytest.mark.parametrize("kernel", ["bcsr", "bcsr_vi"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 3), (2, 3), (3, 3), (4, 4), (4, 1), (1, 8)])
+@pytest.mark.parametrize("family", ["blocks", "wide", "tall", "dense_small", "empty_rows", "stencil"])
+def test_bcsr_forced_shapes(kernel, shape, family):
     """Every shape is exact, including partial last block rows and columns."""
     A = family_matrix(family)
     x = _x(A.shape[1])
     try:
-        op = spmvtune.select_kernel(A, kernel="bcsr", threads=2, options={"shape": shape})
+        op = spmvtune.select_kernel(A, kernel=kernel, threads=2, options={"shape": shape})
     except KernelUnusable:
-        assert shape[1] > A.shape[1] or shape[0] > A.shape[0]
+        assert shape[1] > A.shape[1] or shape[0] > A.shape[0] or expected_unusable(kernel, A)
         return
     assert_matches(op(x), A, x, f"bcsr{shape}/{family}")
 

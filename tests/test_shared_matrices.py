@@ -29,11 +29,11 @@ def test_every_kernel_on_real_matrix(path):
             try:
                 op = spmvtune.select_kernel(A, kernel=kernel, threads=threads)
             except KernelUnusable as exc:
-                assert kernel in ("csr_sym", "csr_vi", "csr_vi_prefetch", "csr_delta_vi", "dense_gemv"), exc
+                assert kernel in ("csr_sym", "csr_vi", "csr_vi_prefetch", "csr_delta_vi", "bcsr_vi", "dense_gemv"), exc
                 continue
             assert_matches(op(x), A, x, f"{path.name}/{kernel}/{threads}")
             tried += 1
-    assert tried >= 2 * (len(spmvtune.kernel_names()) - 5)
+    assert tried >= 2 * (len(spmvtune.kernel_names()) - 6)
 
 
 @pytest.mark.parametrize("path", [p for p in FILES if "symmetric" in p.read_bytes()[:200].decode("latin1")

@@ -16,10 +16,11 @@ multiple of c, the last block column is shifted left to end at ``n_cols``.
 import numpy as np
 from numba import njit, prange
 
-from ._loops import U1, U2, U3
+from ._loops import U1, U2, U3, value_at
 from .indices import nbytes, unsigned_for
 from .partition import balanced_rows
 from .registry import KernelSpec, KernelUnusable, Prepared, register
+from .value_index import value_index
 
 #: Candidate block shapes (rows <= 4: one accumulator per block row).
 SHAPES = ((1, 1), (2, 2), (3, 3), (4, 4), (2, 1), (3, 1), (4, 1), (1, 2), (1, 3), (1, 4), (2, 4), (4, 2))
@@ -28,7 +29,7 @@ _SAMPLE_NNZ = 400_000
 
 
 @njit(cache=True, nogil=True)
-def _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, x, y):
+def _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y):
     # The block shape travels in the *types* of rt and ct (tuples of length R
     # and C), so each shape compiles to its own kernel with constant trip
     # counts: the c loop unrolls and the tests on R fold away, leaving R
@@ -46,15 +47,28 @@ def _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, x, y):
             for c in range(C):
                 xv = x[c0 + np.uint64(c)]
                 w = v + np.uint64(c) * Ru          # column c of the block, R values
-                s0 += bval[w] * xv
+                if R == 1:                          # one row: spread columns over 4 chains
+                    t = value_at(bval, vidx, w) * xv
+                    if c % 4 == 0:
+                        s0 += t
+                    elif c % 4 == 1:
+                        s1 += t
+                    elif c % 4 == 2:
+                        s2 += t
+                    else:
+                        s3 += t
+                    continue
+                s0 += value_at(bval, vidx, w) * xv
                 if R > 1:
-                    s1 += bval[w + U1] * xv
+                    s1 += value_at(bval, vidx, w + U1) * xv
                 if R > 2:
-                    s2 += bval[w + U2] * xv
+                    s2 += value_at(bval, vidx, w + U2) * xv
                 if R > 3:
-                    s3 += bval[w + U3] * xv
+                    s3 += value_at(bval, vidx, w + U3) * xv
         row = bi * np.uint64(R)
-        if row < m:
+        if R == 1:
+            y[row] = (s0 + s1) + (s2 + s3)
+        elif row < m:
             y[row] = s0
         if R > 1 and row + U1 < m:
             y[row + U1] = s1
@@ -65,15 +79,54 @@ def _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, x, y):
 
 
 @njit(cache=True, parallel=True)
-def _bcsr_par(parts, rt, ct, bptr, bcol, bval, x, y):
+def _bcsr_par(parts, rt, ct, bptr, bcol, bval, vidx, x, y):
     for p in prange(parts.shape[0] - 1):
-        _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, x, y)
+        _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y)
 
 
 @njit(cache=True, nogil=True)
-def _bcsr_ser(parts, rt, ct, bptr, bcol, bval, x, y):
+def _bcsr_ser(parts, rt, ct, bptr, bcol, bval, vidx, x, y):
     for p in range(parts.shape[0] - 1):
-        _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, x, y)
+        _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y)
+
+
+@njit(cache=True)
+def _runs(indptr, indices, data, C, n_cols, count_only, bptr, bcol, bval):
+    """Greedy 1 x C runs: a run starts at a row's next unplaced column (moved
+    left to end by ``n_cols``) and takes the entries below start + C.
+    Returns the number of runs; fills bptr/bcol/bval unless count_only."""
+    nb = 0
+    for i in range(indptr.shape[0] - 1):
+        k = indptr[i]
+        end = indptr[i + 1]
+        while k < end:
+            start = min(indices[k], n_cols - C)
+            if not count_only:
+                bcol[nb] = start
+            while k < end and indices[k] < start + C:
+                if not count_only:
+                    bval[nb * C + indices[k] - start] = data[k]
+                k += 1
+            nb += 1
+        if not count_only:
+            bptr[i + 1] = nb
+    return nb
+
+
+def runs_encode(csr, C, wide=False):
+    """BCSR(1, C) with unaligned runs (stencils: runs of consecutive columns
+    that do not start at multiples of C)."""
+    indptr = np.asarray(csr.indptr, dtype=np.int64)
+    indices = np.asarray(csr.indices, dtype=np.int64)
+    n = csr.shape[1]
+    dummy_i, dummy_f = np.zeros(1, np.int64), np.zeros(1)
+    nb = _runs(indptr, indices, csr.data, C, n, True, dummy_i, dummy_i, dummy_f)
+    bptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
+    bcol = np.zeros(nb, dtype=np.int64)
+    bval = np.zeros(nb * C)
+    _runs(indptr, indices, csr.data, C, n, False, bptr, bcol, bval)
+    return (bptr.astype(unsigned_for(nb, wide)),
+            bcol.astype(unsigned_for(max(n - 1, 0), wide)), bval)
 
 
 def _block_keys(rows, cols, R, C, n_cols):
@@ -95,9 +148,14 @@ def estimate_bytes(csr, R, C):
     for s in np.unique(starts):
         e = min(s + stretch, m)
         k0, k1 = indptr[s], indptr[e]
-        rows = np.repeat(np.arange(s, e), np.diff(indptr[s:e + 1]))
-        br, bc = _block_keys(rows, np.asarray(csr.indices[k0:k1], dtype=np.int64), R, C, n)
-        nb = len(np.unique(br * n + bc))
+        if R == 1:
+            sub = np.asarray(indptr[s:e + 1] - k0)
+            nb = _runs(sub, np.asarray(csr.indices[k0:k1], dtype=np.int64), csr.data[k0:k1],
+                       C, n, True, sub, sub, csr.data[:1])
+        else:
+            rows = np.repeat(np.arange(s, e), np.diff(indptr[s:e + 1]))
+            br, bc = _block_keys(rows, np.asarray(csr.indices[k0:k1], dtype=np.int64), R, C, n)
+            nb = len(np.unique(br * n + bc))
         blocks += nb
         stored += k1 - k0
     if stored == 0:
@@ -141,24 +199,36 @@ def bcsr_encode(csr, R, C, wide=False):
     return bptr.astype(unsigned_for(n_blocks, wide)), bcol, bval
 
 
-def _prepare(csr, threads, *, shape=None, wide=False):
+def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
     m, n = csr.shape
     R, C = choose_shape(csr) if shape is None else tuple(int(v) for v in shape)
     if not (1 <= R <= 4 and 1 <= C <= 8):
         raise ValueError(f"block shape must be within 1..4 x 1..8, got {R} x {C}")
     if C > max(n, 1) or R > max(m, 1):
         raise KernelUnusable(f"{R} x {C} blocks do not fit a {m} x {n} matrix")
-    bptr, bcol, bval = bcsr_encode(csr, R, C, wide)
+    if R == 1:
+        bptr, bcol, bval = runs_encode(csr, C, wide)
+    else:
+        bptr, bcol, bval = bcsr_encode(csr, R, C, wide)
+    fill = len(bval) / max(csr.nnz, 1)
+    vals, vidx = value_index(bval) if value_indexed else (bval, None)
     parts = balanced_rows(bptr, threads)
     run = _bcsr_par if threads > 1 else _bcsr_ser
-    args = (parts, (0,) * R, (0,) * C, bptr, bcol, bval)
-    fill = len(bval) / max(csr.nnz, 1)
-    return Prepared(run, args, nbytes(bptr, bcol, bval),
-                    {"shape": (R, C), "fill": fill,
-                     "bytes_per_nnz": nbytes(bptr, bcol, bval) / max(csr.nnz, 1)})
+    args = (parts, (0,) * R, (0,) * C, bptr, bcol, vals, vidx)
+    size = nbytes(bptr, bcol, vals) + (0 if vidx is None else vidx.nbytes)
+    return Prepared(run, args, size, {"shape": (R, C), "fill": fill,
+                                      "bytes_per_nnz": size / max(csr.nnz, 1)})
+
+
+def _prepare_vi(csr, threads, *, shape=None, wide=False):
+    return _prepare(csr, threads, shape=shape, value_indexed=True, wide=wide)
 
 
 register(KernelSpec(
     "bcsr", ("MB", "CMP"),
-    "register-blocked r x c BCSR, shape chosen by estimated bytes (FEM-like blocks)",
+    "register-blocked r x c BCSR (1 x c: unaligned runs), shape chosen by estimated bytes",
     _prepare, {"shape": None}))
+register(KernelSpec(
+    "bcsr_vi", ("MB", "CMP"),
+    "bcsr with value-indexed values (stencils: runs of 3 at about 2.4 bytes per nonzero)",
+    _prepare_vi, {"shape": None}))
