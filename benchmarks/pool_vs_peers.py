@@ -23,7 +23,7 @@ import spmvtune
 from spmvtune import generate, peers
 from spmvtune.machine import read_bandwidth
 from spmvtune.pool import KernelUnusable
-from spmvtune.timing import gflops, interleaved_medians
+from spmvtune.timing import gflops, interleaved_samples, relative_spread
 
 
 def contestants_for(A, threads, kernels):
@@ -63,7 +63,9 @@ def contestants_for(A, threads, kernels):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=10, help="at least this many rounds")
+    ap.add_argument("--min-seconds", type=float, default=20.0,
+                    help="and at least this much wall time of rounds per family")
     ap.add_argument("--families", nargs="*", default=list(generate.LARGE))
     ap.add_argument("--kernels", nargs="*", default=list(spmvtune.kernel_names()))
     ap.add_argument("--out", default="benchmarks/results")
@@ -78,16 +80,18 @@ def main(argv=None):
         A = build()
         print(f"\n{fam}: {desc}; {A.shape[0]} x {A.shape[1]}, nnz {A.nnz}", flush=True)
         cont = contestants_for(A, args.threads, kernels)
-        med = interleaved_medians({k: v[0] for k, v in cont.items()}, repeats=args.repeats)
+        samples = interleaved_samples({k: v[0] for k, v in cont.items()}, repeats=args.repeats,
+                                      min_seconds=args.min_seconds)
         for name, (_, nbytes, setup) in cont.items():
-            t = med[name]
+            t = float(np.median(samples[name]))
             rows.append(dict(family=fam, contestant=name, nnz=A.nnz, seconds=t,
+                             rounds=len(samples[name]), spread=relative_spread(samples[name]),
                              gflops=gflops(A.nnz, t), gbs=nbytes / t / 1e9,
                              pct_bw=100 * nbytes / t / 1e9 / bw, setup_s=setup,
                              threads=1 if name == "scipy" else args.threads))
         for r in sorted((r for r in rows if r["family"] == fam), key=lambda r: r["seconds"]):
-            print(f"  {r['contestant']:20s} {r['gflops']:6.2f} GFLOP/s {r['gbs']:6.1f} GB/s "
-                  f"{r['pct_bw']:5.0f}% bw  setup {r['setup_s']:.2f}s")
+            print(f"  {r['contestant']:22s} {r['gflops']:6.2f} GFLOP/s {r['gbs']:6.1f} GB/s "
+                  f"{r['pct_bw']:5.0f}% bw  IQR/median {r['spread']:5.1%}  setup {r['setup_s']:.2f}s")
         del cont, A
         gc.collect()
     with open(os.path.join(args.out, "pool_vs_peers.csv"), "w", newline="") as f:
@@ -99,8 +103,10 @@ def main(argv=None):
 
 def write_summary(rows, bw, args):
     fams = list(dict.fromkeys(r["family"] for r in rows))
-    lines = [f"Read bandwidth ({args.threads} threads): {bw:.1f} GB/s. GFLOP/s, medians of "
-             f"{args.repeats} interleaved runs; {args.threads} threads except SciPy (1).", "",
+    rounds = min(r["rounds"] for r in rows)
+    lines = [f"Read bandwidth ({args.threads} threads): {bw:.1f} GB/s. GFLOP/s, medians of at least "
+             f"{rounds} interleaved rounds (>= {args.min_seconds:.0f} s per family); "
+             f"{args.threads} threads except SciPy (1).", "",
              "| family | SciPy | MKL CSR | MKL IE | best spmvtune kernel | GFLOP/s | GB/s (% bw) | vs MKL IE |",
              "|---|---|---|---|---|---|---|---|"]
     ratios = []

@@ -6,27 +6,39 @@ import time
 import numpy as np
 
 
-def interleaved_medians(contestants, repeats=10, warmup=2, budget=None):
-    """Median seconds per call of each zero-argument callable.
+def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_rounds=1000):
+    """Seconds per call of each zero-argument callable, as lists of samples.
 
     contestants: dict name -> callable.  Each is called ``warmup`` times, then
-    the contestants take turns, one call each, ``repeats`` rounds.  ``budget``
-    (seconds) stops adding rounds once exceeded (at least 3 rounds).
-    Returns dict name -> median seconds.
+    the contestants take turns, one call each, for at least ``repeats``
+    rounds and at least ``min_seconds`` of wall time (at most ``max_rounds``),
+    so that a noisy period on a shared machine is diluted over many rounds.
     """
     for fn in contestants.values():
         for _ in range(warmup):
             fn()
     samples = {name: [] for name in contestants}
     start = time.perf_counter()
-    for r in range(repeats):
+    rounds = 0
+    while rounds < max_rounds and (rounds < repeats or time.perf_counter() - start < min_seconds):
         for name, fn in contestants.items():
             t0 = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - t0)
-        if budget is not None and r >= 2 and time.perf_counter() - start > budget:
-            break
+        rounds += 1
+    return samples
+
+
+def interleaved_medians(contestants, repeats=10, warmup=2, min_seconds=0.0):
+    """Median seconds per call of each contestant (see :func:`interleaved_samples`)."""
+    samples = interleaved_samples(contestants, repeats, warmup, min_seconds)
     return {name: float(np.median(s)) for name, s in samples.items()}
+
+
+def relative_spread(samples):
+    """Interquartile range over median: how noisy one contestant's timings were."""
+    q1, med, q3 = np.percentile(samples, [25, 50, 75])
+    return float((q3 - q1) / med) if med > 0 else float("nan")
 
 
 def gflops(nnz, seconds):

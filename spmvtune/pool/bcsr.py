@@ -13,6 +13,8 @@ of one column together), at ``bval[b*r*c:]``.
 A block never reaches past the last column: where ``n_cols`` is not a
 multiple of c, the last block column is shifted left to end at ``n_cols``.
 """
+from functools import partial
+
 import numpy as np
 from numba import njit, prange
 
@@ -220,9 +222,6 @@ def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
                                       "bytes_per_nnz": size / max(csr.nnz, 1)})
 
 
-def _prepare_vi(csr, threads, *, shape=None, wide=False):
-    return _prepare(csr, threads, shape=shape, value_indexed=True, wide=wide)
-
 
 register(KernelSpec(
     "bcsr", ("MB", "CMP"),
@@ -231,4 +230,4 @@ register(KernelSpec(
 register(KernelSpec(
     "bcsr_vi", ("MB", "CMP"),
     "bcsr with value-indexed values (stencils: runs of 3 at about 2.4 bytes per nonzero)",
-    _prepare_vi, {"shape": None}))
+    partial(_prepare, value_indexed=True), {"shape": None}))

@@ -10,6 +10,8 @@ Storage: nonzeros reordered by (block, row, col); ``ptr[b * n_rows + i]`` is
 the start of row i within block b.  Threads own nnz-balanced row ranges and
 sweep the blocks over them.
 """
+from functools import partial
+
 import numpy as np
 from numba import njit, prange
 
@@ -81,11 +83,6 @@ def _prepare(csr, threads, *, block_bytes=DEFAULT_BLOCK_BYTES, distance=0, wide=
     return Prepared(run, args, nbytes(ptr, indices, data), info)
 
 
-def _prepare_prefetch(csr, threads, *, block_bytes=DEFAULT_BLOCK_BYTES,
-                      distance=PREFETCH_DISTANCE, wide=False):
-    return _prepare(csr, threads, block_bytes=block_bytes, distance=distance, wide=wide)
-
-
 register(KernelSpec(
     "csr_colblock", ("ML",),
     "columns cut into blocks whose slice of x stays in cache; y swept per block",
@@ -93,4 +90,4 @@ register(KernelSpec(
 register(KernelSpec(
     "csr_colblock_prefetch", ("ML",),
     "csr_colblock plus software prefetch of x within the block",
-    _prepare_prefetch, {"block_bytes": DEFAULT_BLOCK_BYTES, "distance": PREFETCH_DISTANCE}))
+    partial(_prepare, distance=PREFETCH_DISTANCE), {"block_bytes": DEFAULT_BLOCK_BYTES, "distance": PREFETCH_DISTANCE}))

@@ -11,6 +11,8 @@ about 1 byte of index per nonzero.
 
 Per row: ``indptr`` (values), ``first`` (4 B), ``width`` (1 B).
 """
+from functools import partial
+
 import numpy as np
 from numba import njit, prange
 
@@ -146,10 +148,6 @@ def _prepare(csr, threads, *, value_indexed=False, wide=False):
     return Prepared(run, args, index_bytes + value_bytes, info)
 
 
-def _prepare_vi(csr, threads, *, wide=False):
-    return _prepare(csr, threads, value_indexed=True, wide=wide)
-
-
 register(KernelSpec(
     "csr_delta", ("MB",),
     "column indices as 8/16/32-bit gaps chosen per row",
@@ -157,4 +155,4 @@ register(KernelSpec(
 register(KernelSpec(
     "csr_delta_vi", ("MB",),
     "csr_delta with value-indexed values: about 2 bytes per nonzero on stencils",
-    _prepare_vi))
+    partial(_prepare, value_indexed=True)))

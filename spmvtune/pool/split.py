@@ -7,6 +7,8 @@ writes ``y[r]`` for the rows that end inside its range and leaves a partial
 sum in ``tails[p]`` for the row still open at its end; the partials are added
 after the parallel loop.  ``dist > 0`` adds software prefetch of ``x``.
 """
+from functools import partial
+
 import numpy as np
 from numba import njit, prange
 
@@ -65,10 +67,6 @@ def _prepare(csr, threads, *, distance=0, wide=False):
                     {"distance": distance} if distance else {})
 
 
-def _prepare_prefetch(csr, threads, *, distance=DEFAULT_DISTANCE, wide=False):
-    return _prepare(csr, threads, distance=distance, wide=wide)
-
-
 register(KernelSpec(
     "csr_split", ("IMB",),
     "threads split the nonzeros evenly; rows longer than a share are split",
@@ -76,4 +74,4 @@ register(KernelSpec(
 register(KernelSpec(
     "csr_split_prefetch", ("IMB", "ML"),
     "csr_split plus software prefetch of x (power-law graphs)",
-    _prepare_prefetch, {"distance": DEFAULT_DISTANCE}))
+    partial(_prepare, distance=DEFAULT_DISTANCE), {"distance": DEFAULT_DISTANCE}))

@@ -4,6 +4,8 @@ Many matrices hold few distinct values (pattern graphs: one; stencils: a
 handful).  Storing a table ``vals`` of the distinct values and an 8- or 16-bit
 code per nonzero cuts the value stream from 8 to 1-2 bytes per nonzero.
 """
+from functools import partial
+
 import numpy as np
 
 from ._loops import rows_par, rows_ser
@@ -58,10 +60,6 @@ def _prepare(csr, threads, *, distance=0, wide=False):
     return Prepared(run, args, nbytes(indptr, indices, vals, vidx), info)
 
 
-def _prepare_prefetch(csr, threads, *, distance=DEFAULT_DISTANCE, wide=False):
-    return _prepare(csr, threads, distance=distance, wide=wide)
-
-
 register(KernelSpec(
     "csr_vi", ("MB",),
     "values as 8/16-bit codes into a table of distinct values",
@@ -69,4 +67,4 @@ register(KernelSpec(
 register(KernelSpec(
     "csr_vi_prefetch", ("MB", "ML"),
     "csr_vi plus software prefetch of x (pattern graphs with scattered columns)",
-    _prepare_prefetch, {"distance": DEFAULT_DISTANCE}))
+    partial(_prepare, distance=DEFAULT_DISTANCE), {"distance": DEFAULT_DISTANCE}))
