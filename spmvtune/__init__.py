@@ -5,6 +5,7 @@
 >>> op = spmvtune.select_kernel(A, threads=2)  # prepare once
 >>> y = op(x)                                  # then y = A @ x, many times
 """
+from .analysis import Analysis, analyze
 from .io import MatrixFormatError, MatrixInfo, MatrixTooLargeError, load
 from .operator import SpMVOperator
 from .pool import KernelUnusable, kernel_names
@@ -12,5 +13,5 @@ from .select import select_kernel
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "kernel_names", "select_kernel", "SpMVOperator", "MatrixInfo",
+__all__ = ["load", "analyze", "Analysis", "kernel_names", "select_kernel", "SpMVOperator", "MatrixInfo",
            "MatrixFormatError", "MatrixTooLargeError", "KernelUnusable", "__version__"]

@@ -15,6 +15,8 @@ def main():
     """spmvtune: sparse matrix-vector products (y = A x) tuned to this machine.
 
     \b
+    spmvtune analyze FILE       why SpMV is slow on a matrix here, and the fix
+    spmvtune machine            this machine's bandwidth, caches, in-cache rate
     spmvtune kernels            the kernel pool and what each kernel targets
     spmvtune bench PATH...      time every kernel against SciPy (and MKL) on files
     """
@@ -145,3 +147,77 @@ def _print_row(row):
                    + (f", best/MKL IE {ours[best] / g['mkl_ie']:.2f}x" if "mkl_ie" in g else ""))
     for k, e in row["kernel_errors"].items():
         click.echo(f"  kernel {k} FAILED: {e}")
+
+
+@main.command()
+@click.option("--threads", type=int, default=None, help="Largest thread count to measure (default: all).")
+@click.option("--refresh", is_flag=True, help="Measure again instead of using the cached profile.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+def machine(threads, refresh, as_json):
+    """Measure (once, then cached) what SpMV can expect from this machine:
+    caches, read-only and triad memory bandwidth at 1..N threads, the in-cache
+    CSR rate and the launch overhead of a threaded call.  The profile is stored
+    in the user cache directory (SPMVTUNE_CACHE_DIR overrides), keyed by CPU
+    model and thread count."""
+    from .machine import machine_profile
+    from .validate import check_threads
+    if not as_json:
+        click.echo("(measuring takes a few seconds; later calls read the cache)", err=True)
+    prof = machine_profile(check_threads(threads), refresh=refresh)
+    if as_json:
+        click.echo(json.dumps(prof.to_dict(), indent=2))
+        return
+    c = prof.caches
+    click.echo(f"CPU            {prof.cpu_model}, {prof.cores} cores, profile for {prof.threads} threads")
+    click.echo(f"caches         L1d {c['L1d'] >> 10} KiB, L2 {c['L2'] >> 10} KiB, L3 {c['L3'] >> 20} MiB")
+    for t in sorted(prof.read_bandwidth):
+        click.echo(f"{t} thread(s)    read {prof.read_bandwidth[t]:6.1f} GB/s   triad "
+                   f"{prof.triad_bandwidth[t]:6.1f} GB/s   in-cache CSR {prof.incache_csr_gflops[t]:5.2f} GFLOP/s")
+    click.echo(f"launch         {prof.launch_overhead_us:.1f} us extra per threaded call")
+    click.echo(f"measured       {prof.measured_at}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--threads", type=int, default=None, help="Threads per SpMV (default: all cores).")
+@click.option("--no-profile", is_flag=True,
+              help="Structure only: skip the timed runs (weaker, but costs no products).")
+@click.option("--json", "as_json", is_flag=True, help="The same report as one JSON document.")
+def analyze(file, threads, no_profile, as_json):
+    """Why is SpMV slow on FILE here, and what would fix it?
+
+    Reports the matrix's structural features, the bottleneck classes that hold
+    (MB memory bandwidth, ML memory latency, IMB thread imbalance, CMP
+    computation) with the measured evidence, the roofline bound, and the
+    recommended kernel with its expected speedup over the baseline.
+    """
+    from . import load
+    from .analysis import analyze as run_analysis
+    from .validate import check_threads
+    try:
+        A = load(file)
+    except (ValueError, MemoryError) as exc:
+        raise click.ClickException(str(exc))
+    res = run_analysis(A, threads=check_threads(threads), profile=not no_profile)
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=2, default=float))
+        return
+    f = res.features
+    click.echo(f"{file}: {res.shape[0]} x {res.shape[1]}, {res.nnz} nonzeros, "
+               f"density {f['density']:.2e}, {res.threads} threads")
+    click.echo("\nevidence:")
+    for line in res.evidence:
+        click.echo(f"  - {line}")
+    click.echo("\nbottleneck scores (a class holds at >= 0.5):")
+    for cls, v in res.scores.items():
+        mark = "  <- holds" if cls in res.bottlenecks else ""
+        click.echo(f"  {cls:4s} {v:4.2f} {'#' * round(20 * v):20s}{mark}")
+    if not res.profile:
+        click.echo("  (from structure only; drop --no-profile for measured evidence)")
+    click.echo(f"\nroofline bound   {res.roofline_gflops:.2f} GFLOP/s")
+    click.echo(f"recommended      {res.recommended} on {res.recommended_threads} thread(s), "
+               f"expected {res.expected_speedup:.2f}x over csr_balanced (estimate)")
+    c = res.cost
+    click.echo(f"analysis cost    features {c['features_seconds'] * 1e3:.1f} ms "
+               f"({c['features_spmvs']:.1f} products), profile {c['profile_seconds'] * 1e3:.1f} ms "
+               f"({c['profile_spmvs']:.1f} products)")

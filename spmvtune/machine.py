@@ -1,10 +1,89 @@
-"""Facts about this machine that the benchmarks report results against."""
+"""The machine profile: what SpMV can expect from this machine.
+
+Measured once per CPU model and thread count and cached as JSON in the user's
+cache directory (``spmvtune machine --refresh`` remeasures): core count, cache
+sizes (from the OS), read-only and triad memory bandwidth at 1..N threads, the
+in-cache CSR rate, and the launch overhead of a threaded kernel.  Everything
+else (features, profiler, bottleneck scores, benchmarks) reads it.
+"""
+import json
+import os
+import platform
 import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from numba import njit, prange
 
 from .pool.partition import even_rows
+
+PROFILE_VERSION = 1
+
+
+@dataclass
+class MachineProfile:
+    """Units: bytes, GB/s (10^9 B/s), GFLOP/s, microseconds."""
+    cpu_model: str
+    cores: int
+    threads: int
+    caches: dict                      # {"L1d": bytes, "L2": bytes (per core), "L3": bytes}
+    read_bandwidth: dict              # {threads: GB/s}, read-only stream
+    triad_bandwidth: dict             # {threads: GB/s}, a = b + s c (2 reads + 1 write)
+    incache_csr_gflops: dict          # {threads: GFLOP/s} of csr_balanced on an L2-sized matrix
+    launch_overhead_us: float         # extra cost of a threaded call over a serial one
+    measured_at: str = ""
+    version: int = PROFILE_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def bandwidth(self, threads):
+        """Read bandwidth (GB/s) at ``threads`` (the closest measured count)."""
+        return _closest(self.read_bandwidth, threads)
+
+    def incache_rate(self, threads):
+        return _closest(self.incache_csr_gflops, threads)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def _closest(table, threads):
+    keys = sorted(int(k) for k in table)
+    k = min(keys, key=lambda v: (abs(v - threads), -v))
+    return float(table[k] if k in table else table[str(k)])
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_sizes():
+    """Data/unified cache sizes of CPU 0 from sysfs: {"L1d", "L2", "L3"} in bytes.
+
+    Falls back to common sizes (32 KiB, 1 MiB, 32 MiB) where the OS does not say.
+    """
+    sizes = {"L1d": 32 << 10, "L2": 1 << 20, "L3": 32 << 20}
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for d in sorted(base.glob("index*")):
+        try:
+            level = int((d / "level").read_text())
+            kind = (d / "type").read_text().strip()
+            text = (d / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if kind == "Instruction":
+            continue
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        value = int(text.rstrip("KMG")) * mult
+        sizes["L1d" if level == 1 else f"L{level}"] = value
+    return sizes
 
 
 @njit(cache=True, parallel=True)
@@ -28,18 +107,122 @@ def _read_sum(a, parts):
     return partial.sum()
 
 
-def read_bandwidth(threads, nbytes=1 << 30, repeats=5):
-    """Read-only memory bandwidth in GB/s (10^9 B/s) with ``threads`` threads.
+@njit(cache=True, parallel=True)
+def _triad(a, b, c, s, parts):
+    for p in prange(parts.shape[0] - 1):
+        for i in range(parts[p], parts[p + 1]):
+            a[i] = b[i] + s * c[i]
 
-    Sums a float64 array of ``nbytes`` (far beyond the caches); the median of
-    ``repeats`` passes after one warm-up pass.
-    """
-    a = np.ones(nbytes // 8)
-    parts = even_rows(len(a), threads)
-    _read_sum(a, parts)
+
+def _median_time(fn, repeats):
+    fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        _read_sum(a, parts)
+        fn()
         times.append(time.perf_counter() - t0)
-    return a.nbytes / np.median(times) / 1e9
+    return float(np.median(times))
+
+
+def read_bandwidth(threads, nbytes=256 << 20, repeats=5):
+    """Read-only memory bandwidth in GB/s with ``threads`` threads (median of passes
+    over a float64 array of ``nbytes``, far beyond the caches)."""
+    a = np.ones(nbytes // 8)
+    parts = even_rows(len(a), threads)
+    return a.nbytes / _median_time(lambda: _read_sum(a, parts), repeats) / 1e9
+
+
+def triad_bandwidth(threads, nbytes=256 << 20, repeats=5):
+    """STREAM-triad bandwidth in GB/s (3 arrays of ``nbytes / 3``; writes counted once)."""
+    n = nbytes // 24
+    a, b, c = np.empty(n), np.ones(n), np.ones(n)
+    parts = even_rows(n, threads)
+    return 24 * n / _median_time(lambda: _triad(a, b, c, 2.0, parts), repeats) / 1e9
+
+
+def incache_csr_gflops(threads, l2_bytes, repeats=50):
+    """GFLOP/s of the baseline kernel on a random banded matrix sized to half the L2."""
+    from . import generate, select_kernel
+    nnz = max(l2_bytes // 2 // 12, 1000)
+    A = generate.banded(nnz // 9, half_bandwidth=4)
+    op = select_kernel(A, kernel="csr_balanced", threads=threads)
+    x = np.ones(A.shape[1])
+    y = np.empty(A.shape[0])
+    t = _median_time(lambda: op.matvec(x, out=y), repeats)
+    return 2 * A.nnz / t / 1e9
+
+
+def launch_overhead_us(threads, repeats=2000):
+    """Microseconds a threaded call of a tiny matrix costs beyond a serial one."""
+    import scipy.sparse as sp
+
+    from . import select_kernel
+    A = sp.csr_array(sp.eye_array(16))
+    x = np.ones(16)
+    y = np.empty(16)
+    ser = select_kernel(A, kernel="csr_balanced", threads=1)
+    par = select_kernel(A, kernel="csr_balanced", threads=max(threads, 2))
+
+    def per_call(op):
+        op.matvec(x, out=y)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            op.matvec(x, out=y)
+        return (time.perf_counter() - t0) / repeats * 1e6
+    return max(min(per_call(par) for _ in range(3)) - min(per_call(ser) for _ in range(3)), 0.0)
+
+
+def measure(threads=None):
+    """Measure a fresh profile (a few seconds)."""
+    import numba
+    max_threads = numba.config.NUMBA_NUM_THREADS if threads is None else threads
+    counts = sorted({1, max_threads} | set(range(1, max_threads + 1, max(1, max_threads // 4))))
+    caches = cache_sizes()
+    return MachineProfile(
+        cpu_model=cpu_model(), cores=os.cpu_count() or 1, threads=max_threads, caches=caches,
+        read_bandwidth={t: read_bandwidth(t) for t in counts},
+        triad_bandwidth={t: triad_bandwidth(t) for t in counts},
+        incache_csr_gflops={t: incache_csr_gflops(t, caches["L2"]) for t in counts},
+        launch_overhead_us=launch_overhead_us(max_threads),
+        measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def cache_dir():
+    """spmvtune's cache directory (``SPMVTUNE_CACHE_DIR`` or the platform's user cache)."""
+    env = os.environ.get("SPMVTUNE_CACHE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+    return Path(platformdirs.user_cache_dir("spmvtune"))
+
+
+def _profile_path(threads):
+    import hashlib
+    key = hashlib.sha256(f"{cpu_model()}|{threads}|v{PROFILE_VERSION}".encode()).hexdigest()[:16]
+    return cache_dir() / f"machine-{key}.json"
+
+
+def machine_profile(threads=None, refresh=False):
+    """The cached profile for this CPU and thread count, measured when missing,
+    unreadable, or ``refresh=True``."""
+    import numba
+    threads = numba.config.NUMBA_NUM_THREADS if threads is None else threads
+    path = _profile_path(threads)
+    if not refresh and path.exists():
+        try:
+            data = json.loads(path.read_text())
+            if data.get("version") == PROFILE_VERSION and data.get("cpu_model") == cpu_model():
+                for k in ("read_bandwidth", "triad_bandwidth", "incache_csr_gflops"):
+                    data[k] = {int(t): v for t, v in data[k].items()}
+                return MachineProfile(**data)
+        except (OSError, ValueError, TypeError, KeyError):
+            pass                                   # corrupt or foreign: remeasure
+    prof = measure(threads)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(prof.to_dict(), indent=2))
+        os.replace(tmp, path)                      # atomic: concurrent processes are safe
+    except OSError:
+        pass                                       # a read-only cache only costs a remeasure
+    return prof

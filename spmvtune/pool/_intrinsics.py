@@ -1,5 +1,8 @@
 """Low-level helpers for the Numba kernels.
 
+``cycles()`` reads the CPU's cycle counter (``llvm.readcyclecounter``, RDTSC on
+x86): the micro-profiler times each thread's partition with it.
+
 ``prefetch(arr, i)`` emits LLVM's ``llvm.prefetch`` for ``&arr[i]`` (read, high
 temporal locality, data cache).  Numba has no public prefetch, so it is written
 as an ``@intrinsic``; no bounds check or wraparound is generated, so callers
@@ -32,3 +35,14 @@ def prefetch(typingctx, arr, idx):
         return context.get_dummy_value()
 
     return types.void(arr, idx), codegen
+
+
+@intrinsic
+def cycles(typingctx):
+    """The CPU's time-stamp counter (uint64); only differences are meaningful."""
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(ir.IntType(64), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.readcyclecounter")
+        return builder.call(fn, [])
+
+    return types.uint64(), codegen

@@ -1,0 +1,142 @@
+"""``analyze``: why is SpMV slow on this matrix, here, and what would fix it?
+
+features (one pass) + micro-profile (a few timed runs) + machine profile
+-> bottleneck scores -> the recommended kernel and its expected speedup.
+"""
+from dataclasses import asdict, dataclass
+
+from .bottleneck import holding, scores_from_features, scores_from_profile
+from .features import structural_features
+from .validate import as_canonical_csr, check_threads
+
+#: Below this many nonzeros a threaded launch costs about as much as the product.
+SMALL_NNZ = 20_000
+
+
+@dataclass
+class Analysis:
+    """Result of :func:`analyze`.
+
+    features: dict of named numbers (see ``spmvtune.features.FORMULAS``);
+    scores: {"MB", "ML", "IMB", "CMP"} in [0, 1]; bottlenecks: the classes that
+    hold, strongest first; evidence: sentences with the numbers behind them;
+    profile: the micro-profile as a dict (None with ``profile=False``);
+    recommended: kernel name; recommended_threads; expected_speedup over
+    csr_balanced (a roofline/profile estimate, not a measurement);
+    roofline_gflops: min(arithmetic intensity x bandwidth, in-cache rate);
+    cost: seconds and baseline-product equivalents of the feature pass and profile.
+    """
+    shape: tuple
+    nnz: int
+    threads: int
+    features: dict
+    scores: dict
+    bottlenecks: tuple
+    evidence: list
+    profile: dict | None
+    recommended: str
+    recommended_threads: int
+    expected_speedup: float
+    roofline_gflops: float
+    cost: dict
+
+    def to_dict(self):
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        d["bottlenecks"] = list(self.bottlenecks)
+        return d
+
+
+def analyze(A, *, threads=None, profile=True, machine=None):
+    """Inspect ``A`` (any scipy.sparse) and return an :class:`Analysis`."""
+    from .machine import machine_profile
+    threads = check_threads(threads)
+    machine = machine or machine_profile()
+    csr = as_canonical_csr(A)
+    f = structural_features(A, caches=machine.caches, threads=threads)
+    bw = machine.bandwidth(threads)
+    bytes_moved = f["working_set_bytes"]
+    t_est = max(bytes_moved / (bw * 1e9), 2 * max(csr.nnz, 1) / (machine.incache_rate(threads) * 1e9))
+    prof = None
+    if profile and csr.nnz:
+        from .profile import micro_profile
+        prof = micro_profile(A, threads=threads, machine=machine)
+        scores = scores_from_profile(prof.to_dict(), f["ws_over_l3"])
+        t_base = prof.t_base
+    else:
+        scores = scores_from_features(f, threads)
+        t_base = t_est
+    evidence = _evidence(f, prof, machine, threads)
+    kernel, speedup = recommend(csr, f, scores, prof, machine, threads)
+    ai = 2.0 * f["nnz"] / bytes_moved if bytes_moved else 0.0
+    roof = min(ai * bw, machine.incache_rate(threads))
+    cost = {"features_seconds": f["seconds"], "features_spmvs": f["seconds"] / t_base,
+            "profile_seconds": prof.cost_seconds if prof else 0.0,
+            "profile_spmvs": prof.cost_spmvs if prof else 0.0}
+    rec_threads = 1 if csr.nnz < SMALL_NNZ else threads
+    return Analysis(csr.shape, csr.nnz, threads, f, scores, holding(scores), evidence,
+                    prof.to_dict() if prof else None, kernel, rec_threads, speedup, roof, cost)
+
+
+def _evidence(f, prof, machine, threads):
+    l3 = machine.caches["L3"] / 2**20
+    out = [f"working set {f['working_set_bytes'] / 2**20:.1f} MiB = {f['ws_over_l3']:.2f} x the "
+           f"{l3:.0f} MiB L3; x alone {f['x_over_l3']:.2f} x L3",
+           f"rows: mean {f['row_mean']:.1f} nonzeros, cv {f['row_cv']:.2f}, longest row holds "
+           f"{100 * f['max_row_share']:.1f}% of the nonzeros",
+           f"estimated new x cache lines per nonzero {f['x_lines_per_nnz']:.2f} "
+           f"(0.125 = perfectly regular, 1 = every access a new line)"]
+    if prof:
+        out += [f"achieved {prof.achieved_gbs:.1f} GB/s of {prof.bandwidth_gbs:.1f} GB/s measured "
+                f"bandwidth ({100 * prof.bandwidth_share:.0f}%)",
+                f"with x read in order the product takes {prof.t_regular * 1e3:.2f} ms instead of "
+                f"{prof.t_base * 1e3:.2f} ms: {100 * prof.latency_share:.0f}% of the time is "
+                f"latency of scattered x",
+                f"slowest thread {prof.imbalance:.2f} x the mean ({threads} threads)",
+                f"{prof.achieved_gflops:.2f} GFLOP/s vs {prof.incache_gflops:.2f} GFLOP/s in-cache "
+                f"CSR rate ({100 * prof.incache_share:.0f}%)"]
+    return out
+
+
+def _mb_choice(csr, f):
+    """(kernel, bytes) of the format with the fewest estimated bytes."""
+    from .pool.bcsr import choose_shape, estimate_bytes
+    nnz, m = max(f["nnz"], 1), f["rows"]
+    csr_bytes = 12 * nnz + 4 * m
+    options = [("csr_balanced", csr_bytes),
+               ("csr_delta", (8 + f["delta_index_bytes"]) * nnz)]
+    shape = choose_shape(csr)
+    bcsr_bytes, fill = estimate_bytes(csr, *shape)
+    options.append(("bcsr", bcsr_bytes))
+    if f["few_values"]:
+        options += [("csr_vi", 5 * nnz + 4 * m),
+                    ("bcsr_vi", bcsr_bytes - 7 * fill * nnz)]
+    if f["symmetric"] == 1.0:
+        options.append(("csr_sym", 6 * nnz + 12 * m))
+    return min(options, key=lambda kv: kv[1])
+
+
+def recommend(csr, f, scores, prof, machine, threads):
+    """(kernel, expected speedup over csr_balanced) from the strongest class."""
+    holds = holding(scores)
+    if not holds or f["nnz"] == 0:
+        return "csr_balanced", 1.0
+    top = holds[0]
+    if top == "IMB":
+        kernel = "csr_split_prefetch" if "ML" in holds else "csr_split"
+        return kernel, (prof.imbalance if prof else 1.0 + scores["IMB"] * 0.5)
+    if top == "ML":
+        kernel = "csr_colblock_prefetch" if f["x_over_l3"] > 0.25 else "csr_prefetch"
+        gain = prof.t_base / prof.t_regular if prof else 1.0 + 0.5 * scores["ML"]
+        return kernel, max(gain, 1.0)
+    if top == "MB":
+        kernel, nbytes = _mb_choice(csr, f)
+        # memory roofline: time scales with the bytes streamed per product
+        gain = (12 * f["nnz"] + 4 * f["rows"] + 8 * (f["rows"] + f["cols"])) / \
+               (nbytes + 8 * (f["rows"] + f["cols"]))
+        return kernel, max(gain, 1.0)
+    kernel, nbytes = _mb_choice(csr, f)           # CMP: fewer instructions per nonzero
+    if not kernel.startswith("bcsr"):
+        kernel = "csr_unroll4"
+    gain = min(1.0 / prof.incache_share, 1.5) if prof else 1.1
+    return kernel, max(gain, 1.0)

@@ -1,0 +1,241 @@
+"""Structural features of a sparse matrix, from one O(nnz) pass (sampled rows
+beyond ``EXACT_NNZ`` nonzeros).
+
+Notation: the matrix is m x n with nnz nonzeros; row i has r_i nonzeros at
+sorted columns c_i1 < ... < c_ir; a cache line holds L = 8 float64 values of
+x, so column c lies on line c // L.  Every feature is a plain float in the
+dict :func:`structural_features` returns; its formula is in ``FORMULAS``
+(shown by ``spmvtune analyze`` and the docs).
+"""
+import time
+
+import numpy as np
+from numba import njit, prange
+
+from .validate import as_canonical_csr
+
+LINE = 8          # float64 values per 64-byte cache line
+#: Up to this many nonzeros every row is inspected; beyond, a random 1/s of
+#: the rows (s = ceil(nnz / EXACT_NNZ)) for the per-nonzero statistics (runs,
+#: gaps, x lines, dominance, diagonals), which keeps the pass to a few products.
+EXACT_NNZ = 2_000_000
+
+FORMULAS = {
+    "rows": "m", "cols": "n", "nnz": "nnz",
+    "density": "nnz / (m n)",
+    "csr_bytes": "12 nnz + 4 (m + 1): the CSR arrays with 32-bit indices",
+    "working_set_bytes": "csr_bytes + 8 (m + n): matrix plus x and y",
+    "ws_over_l2": "working_set_bytes / (L2 per core x threads)",
+    "ws_over_l3": "working_set_bytes / L3",
+    "x_over_l3": "8 n / L3: whether x alone fits the last-level cache",
+    "row_mean": "mean of r_i", "row_std": "standard deviation of r_i",
+    "row_min": "min r_i", "row_max": "max r_i",
+    "row_cv": "row_std / row_mean",
+    "row_skew": "mean((r_i - mean)^3) / std^3",
+    "empty_row_share": "#{i : r_i = 0} / m",
+    "max_row_share": "max r_i / nnz: the largest share of the work one row holds",
+    "bandwidth": "max over nonzeros of |c - i n / m| (diagonal scaled for rectangles)",
+    "bandwidth_norm": "bandwidth / n",
+    "profile_per_row": "(1/m) sum_i max(0, i n / m - c_i1)",
+    "scattering": "mean over non-empty rows of r_i / (c_ir - c_i1 + 1): 1 = dense rows",
+    "clustering": "(number of runs of consecutive columns) / nnz: 1 = no two adjacent",
+    "x_lines_per_nnz": "(1/nnz) sum_i #(lines of row i not used by row i-1): estimated x misses",
+    "x_lines_per_row": "the same sum / m",
+    "diagonals": "number of distinct c - i over the (sampled rows') nonzeros: occupied diagonals",
+    "diagonals_per_row": "diagonals / m",
+    "diag_dominant_share": "#{i : |a_ii| >= sum_{j != i} |a_ij|} / m",
+    "distinct_value_share": "distinct values / values, on an evenly spaced sample of ~50k",
+    "few_values": "1 if the sample has <= 256 distinct values (value-index codes fit 8 bits)",
+    "symmetric": "1 if the file declared symmetric/skew, else the share of sampled "
+                 "entries (i, j) whose mirror (j, i) holds the same value",
+    "delta_index_bytes": "index bytes per nonzero of csr_delta: per row 1/2/4 B gaps by its "
+                         "largest gap + 9 B of row data, over nnz",
+    "delta_saving": "1 - (8 + delta_index_bytes) / (12 + 4 m / nnz): share of CSR bytes saved",
+    "sampled_row_stride": "s: per-nonzero statistics use a random 1/s of the rows (1 = exact)",
+}
+
+
+@njit(cache=True, parallel=True)
+def _row_summary(indptr, indices, n_rows, n_cols, n_chunks):
+    """O(1) per row over every row, as per-chunk partials ``(n_chunks, 8)``:
+    sum r, sum r^2, sum r^3, min r, max r, empty rows, max |c - i n/m| over the
+    row's first and last column (bandwidth), sum max(0, i n/m - c_i1) (profile)."""
+    out = np.zeros((n_chunks, 8))
+    scale = n_cols / max(n_rows, 1)
+    for ch in prange(n_chunks):
+        lo = ch * n_rows // n_chunks
+        hi = (ch + 1) * n_rows // n_chunks
+        s1 = s2 = s3 = empty = reach = lead = 0.0
+        rmin = np.inf
+        rmax = 0.0
+        for i in range(lo, hi):
+            k0 = indptr[i]
+            k1 = indptr[i + 1]
+            r = float(k1 - k0)
+            s1 += r
+            s2 += r * r
+            s3 += r * r * r
+            rmin = min(rmin, r)
+            rmax = max(rmax, r)
+            if k1 == k0:
+                empty += 1.0
+                continue
+            centre = i * scale
+            first = indices[k0]
+            reach = max(reach, abs(first - centre), abs(indices[k1 - 1] - centre))
+            lead += max(0.0, centre - first)
+        out[ch, 0] = s1
+        out[ch, 1] = s2
+        out[ch, 2] = s3
+        out[ch, 3] = rmin
+        out[ch, 4] = rmax
+        out[ch, 5] = empty
+        out[ch, 6] = reach
+        out[ch, 7] = lead
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _row_pass(indptr, indices, data, n_rows, rows, runs, span, new_lines, dom, width,
+              diag_seen):
+    """Per-row statistics of the rows ``rows`` (all, or a sorted random sample),
+    one parallel pass over their nonzeros.  Outputs have one entry per row of
+    ``rows``: runs of consecutive columns, column span, x lines row i-1 did not
+    touch, diagonal dominance, delta width (0/1/2/4 bytes)."""
+    for t in prange(rows.shape[0]):
+        i = rows[t]
+        k0 = indptr[i]
+        k1 = indptr[i + 1]
+        if k1 == k0:
+            continue
+        r = 1
+        g = 0
+        diag = 0.0
+        off = 0.0
+        for k in range(k0, k1):
+            c = indices[k]
+            if k > k0:
+                d = c - indices[k - 1]
+                if d != 1:
+                    r += 1
+                if d > g:
+                    g = d
+            if c == i:
+                diag = abs(data[k])
+            else:
+                off += abs(data[k])
+            diag_seen[c - i + n_rows] = True
+        runs[t] = r
+        span[t] = indices[k1 - 1] - indices[k0] + 1
+        dom[t] = diag >= off
+        width[t] = 0 if k1 - k0 < 2 else (1 if g < 256 else (2 if g < 65536 else 4))
+        # x lines of row i that row i-1 did not touch (both sorted: a merge)
+        p1 = k0
+        q = indptr[i - 1] if i > 0 else k0
+        prev_line = -1
+        fresh = 0
+        for k in range(k0, k1):
+            line = indices[k] // 8
+            if line == prev_line:
+                continue
+            prev_line = line
+            while q < p1 and indices[q] // 8 < line:
+                q += 1
+            if not (q < p1 and indices[q] // 8 == line):
+                fresh += 1
+        new_lines[t] = fresh
+
+
+def structural_features(A, caches=None, threads=2):
+    """dict of the named features in ``FORMULAS`` (floats), plus ``seconds``.
+
+    A: scipy.sparse matrix/array.  caches: {"L2", "L3"} bytes (default: this
+    machine's, from the OS).  threads: the thread count the L2 share assumes.
+    """
+    from .machine import cache_sizes
+    t0 = time.perf_counter()
+    csr = as_canonical_csr(A)
+    caches = caches or cache_sizes()
+    m, n = csr.shape
+    nnz = csr.nnz
+    indptr, indices = csr.indptr, csr.indices          # int32 or int64, no copies
+    part = _row_summary(indptr, indices, m, n, 64 if m >= 64 else 1)
+    stride = max(1, -(-nnz // EXACT_NNZ))
+    if stride == 1:
+        rows = np.arange(m)
+    else:       # one random row per window of `stride` rows: a fixed stride aliases
+        starts = np.arange(0, m, stride)                 # with block structure
+        rows = starts + np.random.default_rng(0).integers(0, stride, size=len(starts))
+        rows = np.minimum(rows, m - 1)
+    n_s = len(rows)
+    runs = np.zeros(n_s, np.int64)
+    span = np.zeros(n_s, np.int64)
+    new_lines = np.zeros(n_s, np.int64)
+    dom = np.zeros(n_s, np.bool_)
+    width = np.zeros(n_s, np.int8)
+    diag_seen = np.zeros(m + n + 1, np.bool_)
+    _row_pass(indptr, indices, csr.data, m, rows, runs, span, new_lines, dom, width, diag_seen)
+    r_s = (indptr[rows + 1] - indptr[rows]).astype(np.int64)   # lengths of the sampled rows
+    nnz_s = max(int(r_s.sum()), 1)
+
+    f = {"rows": float(m), "cols": float(n), "nnz": float(nnz),
+         "density": nnz / (m * n) if m * n else 0.0}
+    f["csr_bytes"] = 12.0 * nnz + 4.0 * (m + 1)
+    f["working_set_bytes"] = f["csr_bytes"] + 8.0 * (m + n)
+    f["ws_over_l2"] = f["working_set_bytes"] / (caches["L2"] * max(threads, 1))
+    f["ws_over_l3"] = f["working_set_bytes"] / caches["L3"]
+    f["x_over_l3"] = 8.0 * n / caches["L3"]
+    nz_s = r_s > 0
+    s1, s2, s3 = part[:, 0].sum(), part[:, 1].sum(), part[:, 2].sum()
+    mean = s1 / m if m else 0.0
+    var = max(s2 / m - mean * mean, 0.0) if m else 0.0
+    std = var ** 0.5
+    third = (s3 / m - 3 * mean * s2 / m + 2 * mean ** 3) if m else 0.0
+    rmax = part[:, 4].max() if m else 0.0
+    f.update(row_mean=float(mean), row_std=float(std),
+             row_min=float(part[:, 3].min()) if m else 0.0, row_max=float(rmax),
+             row_cv=float(std / mean) if mean else 0.0,
+             row_skew=float(third / std ** 3) if std > 1e-12 * max(mean, 1) else 0.0,
+             empty_row_share=float(part[:, 5].sum() / m) if m else 0.0,
+             max_row_share=float(rmax / nnz) if nnz else 0.0)
+    if nnz:
+        f["bandwidth"] = float(part[:, 6].max())
+        f["profile_per_row"] = float(part[:, 7].sum() / m)
+        f["scattering"] = float(np.mean(r_s[nz_s] / span[nz_s])) if nz_s.any() else 0.0
+        f["clustering"] = float(runs.sum() / nnz_s)
+    else:
+        f.update(bandwidth=0.0, profile_per_row=0.0, scattering=0.0, clustering=0.0)
+    f["bandwidth_norm"] = f["bandwidth"] / n if n else 0.0
+    f["x_lines_per_nnz"] = float(new_lines.sum() / nnz_s) if nnz else 0.0
+    f["x_lines_per_row"] = float(new_lines.sum() / n_s) if m else 0.0
+    f["diagonals"] = float(diag_seen.sum())
+    f["diagonals_per_row"] = f["diagonals"] / m if m else 0.0
+    f["diag_dominant_share"] = float(np.mean(dom[nz_s])) if nz_s.any() else 0.0
+    sample = csr.data[:: max(1, nnz // 50_000)]
+    distinct = len(np.unique(sample))
+    f["distinct_value_share"] = distinct / len(sample) if len(sample) else 0.0
+    f["few_values"] = float(distinct <= 256)
+    f["symmetric"] = _symmetry(csr, indptr, indices)
+    gap_bytes = float(np.sum(width.astype(np.int64) * np.maximum(r_s - 1, 0)))
+    f["delta_index_bytes"] = (gap_bytes + 9.0 * n_s) / nnz_s if nnz else 0.0
+    f["sampled_row_stride"] = float(stride)
+    f["delta_saving"] = (1 - (8 + f["delta_index_bytes"]) / (12 + 4 * m / nnz)) if nnz else 0.0
+    f["seconds"] = time.perf_counter() - t0
+    return f
+
+
+def _symmetry(csr, indptr, indices, samples=500):
+    if csr.symmetry in ("symmetric", "skew-symmetric"):
+        return 1.0
+    m, n = csr.shape
+    if m != n or csr.nnz == 0:
+        return 0.0
+    ks = np.linspace(0, csr.nnz - 1, min(samples, csr.nnz)).astype(np.int64)
+    rows = np.searchsorted(indptr, ks, side="right") - 1
+    hits = 0
+    for k, i in zip(ks, rows):
+        j = indices[k]
+        lo, hi = indptr[j], indptr[j + 1]
+        pos = lo + np.searchsorted(indices[lo:hi], i)
+        hits += pos < hi and indices[pos] == i and csr.data[pos] == csr.data[k]
+    return hits / len(ks)
