@@ -116,27 +116,54 @@ def _mb_choice(csr, f):
     return min(options, key=lambda kv: kv[1])
 
 
+#: Calibration on the project machine (benchmarks/analysis_classes.py): making
+#: x regular sped the product up by R = t_base / t_regular, software prefetch
+#: and column blocking recover about R ** 0.3 of it.
+LATENCY_RECOVERY = 0.3
+#: Compressed formats turn instruction-bound at about 1.5x the in-cache CSR rate.
+COMPRESSED_COMPUTE_FACTOR = 1.5
+#: Column blocking pays when each row still has this many nonzeros per block.
+COLBLOCK_MIN_PER_BLOCK = 4.0
+
+
+def _latency_kernel(f):
+    """csr_colblock_prefetch when x outgrows the L3 share and rows are long
+    enough to amortize a pass per column block, else csr_prefetch."""
+    from .pool.colblock import DEFAULT_BLOCK_BYTES
+    blocks = max(1.0, 8.0 * f["cols"] / DEFAULT_BLOCK_BYTES)
+    if f["x_over_l3"] > 0.25 and f["row_mean"] / blocks >= COLBLOCK_MIN_PER_BLOCK:
+        return "csr_colblock_prefetch"
+    return "csr_prefetch"
+
+
 def recommend(csr, f, scores, prof, machine, threads):
-    """(kernel, expected speedup over csr_balanced) from the strongest class."""
+    """(kernel, expected speedup over csr_balanced) from the strongest class.
+
+    IMB: split long rows, expected = measured imbalance (max / mean thread).
+    ML: prefetch or column blocking, expected = (t_base / t_regular) ** 0.3.
+    MB: the format with the fewest bytes, expected = byte ratio, capped where
+        the compressed kernel becomes instruction-bound.
+    CMP: bcsr if blocks cut the instructions, else csr_unroll4 for long rows;
+        very short rows have no remedy in the pool (expected 1.0).
+    """
     holds = holding(scores)
     if not holds or f["nnz"] == 0:
         return "csr_balanced", 1.0
     top = holds[0]
     if top == "IMB":
         kernel = "csr_split_prefetch" if "ML" in holds else "csr_split"
-        return kernel, (prof.imbalance if prof else 1.0 + scores["IMB"] * 0.5)
+        return kernel, max(prof.imbalance if prof else 1.0 + 0.5 * scores["IMB"], 1.0)
     if top == "ML":
-        kernel = "csr_colblock_prefetch" if f["x_over_l3"] > 0.25 else "csr_prefetch"
-        gain = prof.t_base / prof.t_regular if prof else 1.0 + 0.5 * scores["ML"]
-        return kernel, max(gain, 1.0)
+        gain = (prof.t_base / prof.t_regular) ** LATENCY_RECOVERY if prof else 1.0 + 0.3 * scores["ML"]
+        return _latency_kernel(f), max(gain, 1.0)
+    kernel, nbytes = _mb_choice(csr, f)
+    xy = 8 * (f["rows"] + f["cols"])
+    byte_gain = (12 * f["nnz"] + 4 * f["rows"] + xy) / (nbytes + xy)
     if top == "MB":
-        kernel, nbytes = _mb_choice(csr, f)
-        # memory roofline: time scales with the bytes streamed per product
-        gain = (12 * f["nnz"] + 4 * f["rows"] + 8 * (f["rows"] + f["cols"])) / \
-               (nbytes + 8 * (f["rows"] + f["cols"]))
-        return kernel, max(gain, 1.0)
-    kernel, nbytes = _mb_choice(csr, f)           # CMP: fewer instructions per nonzero
-    if not kernel.startswith("bcsr"):
-        kernel = "csr_unroll4"
-    gain = min(1.0 / prof.incache_share, 1.5) if prof else 1.1
-    return kernel, max(gain, 1.0)
+        cap = (COMPRESSED_COMPUTE_FACTOR / prof.incache_share) if prof else byte_gain
+        return kernel, max(min(byte_gain, cap), 1.0)
+    if kernel.startswith("bcsr"):                 # CMP: blocks save instructions too
+        return kernel, max(min(byte_gain, COMPRESSED_COMPUTE_FACTOR), 1.0)
+    if f["row_mean"] >= 8:
+        return "csr_unroll4", 1.1
+    return "csr_balanced", 1.0

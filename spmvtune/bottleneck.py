@@ -65,6 +65,12 @@ def scores_from_features(f, threads):
     return {"MB": mb, "ML": ml, "IMB": imb if threads > 1 else 0.0, "CMP": cmp_}
 
 
+#: Tie-break between equal scores: imbalance multiplies every other cost, and
+#: latency hides bandwidth, so fix them first.
+PRIORITY = ("IMB", "ML", "MB", "CMP")
+
+
 def holding(scores):
-    """The classes that hold, strongest first."""
-    return tuple(c for c, v in sorted(scores.items(), key=lambda kv: -kv[1]) if v >= HOLDS)
+    """The classes that hold, strongest first (ties in ``PRIORITY`` order)."""
+    order = sorted(scores, key=lambda c: (-scores[c], PRIORITY.index(c)))
+    return tuple(c for c in order if scores[c] >= HOLDS)
