@@ -3,8 +3,9 @@
 Runs ``spmvtune.analyze`` (features + micro-profiler) on large generated
 matrices each built to have one dominant bottleneck, prints the confusion
 table (intended class vs the strongest class found), and for every matrix the
-speedup of the recommended kernel over the baseline ``csr_balanced`` measured
-side by side (interleaved medians) -- a class is only useful if its fix helps,
+speedup of the recommended kernel (at the recommended thread count: one thread
+below 20,000 nonzeros) over the baseline ``csr_balanced`` at ``--threads``,
+measured side by side (interleaved medians) -- a class is only useful if its fix helps,
 so the rows where it does not are listed.  With ``--shared`` the real matrices
 of ../shared/matrices/suitesparse are analysed too (no intended class).
 
@@ -50,7 +51,7 @@ def measure(name, A, threads, intended):
     y = np.empty(A.shape[0])
     base = spmvtune.select_kernel(A, kernel="csr_balanced", threads=threads)
     try:
-        rec = spmvtune.select_kernel(A, kernel=res.recommended, threads=threads)
+        rec = spmvtune.select_kernel(A, kernel=res.recommended, threads=res.recommended_threads)
     except spmvtune.KernelUnusable as exc:
         print(f"  {name}: recommended kernel unusable: {exc}", file=sys.stderr)
         rec = base
@@ -60,7 +61,8 @@ def measure(name, A, threads, intended):
     row = dict(matrix=name, intended=intended, found=found, holds="+".join(res.bottlenecks) or "-",
                scores=res.scores, kernel=res.recommended, expected=res.expected_speedup,
                measured=med["base"] / med["rec"], cost=res.cost)
-    print(f"{name:28s} {intended:4s} -> {row['holds']:10s} {res.recommended:22s} expected "
+    print(f"{name:28s} {intended:4s} -> {row['holds']:10s} {res.recommended:22s} "
+          f"{res.recommended_threads}t expected "
           f"{row['expected']:4.2f}x measured {row['measured']:4.2f}x  (features "
           f"{res.cost['features_spmvs']:.1f} + profile {res.cost['profile_spmvs']:.1f} products)",
           flush=True)

@@ -61,7 +61,7 @@ def analyze(A, *, threads=None, profile=True, machine=None):
     if profile and csr.nnz:
         from .profile import micro_profile
         prof = micro_profile(A, threads=threads, machine=machine)
-        scores = scores_from_profile(prof.to_dict(), f["ws_over_l3"])
+        scores = scores_from_profile(prof.to_dict(), f)
         t_base = prof.t_base
     else:
         scores = scores_from_features(f, threads)

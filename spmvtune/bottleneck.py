@@ -17,7 +17,11 @@ CMP    1 - max(MB, ML, IMB) scores, when the  (in cache   only)
 =====  =====================================  ==========  ==========
 
 MB also needs the working set to leave the L3 (``ws_over_l3 > 1``): in cache,
-"bandwidth" is not the memory's.  Without a profile, :func:`scores_from_features`
+"bandwidth" is not the memory's.  ML also needs the structure to agree: its
+score is multiplied by a ramp of ``x_lines_per_nnz`` from 0.10 to 0.25 (new x
+cache lines per nonzero; 0.125 is a perfectly regular sweep), so timing noise
+cannot call a stencil latency-bound.  IMB is likewise scaled by a ramp of nnz
+from 5,000 to 20,000: below, per-thread timings measure the launch skew.  Without a profile, :func:`scores_from_features`
 gives weaker, structure-only guesses.
 """
 import numpy as np
@@ -35,10 +39,21 @@ def ramp(value, lo, hi):
     return float(np.clip((value - lo) / (hi - lo), 0.0, 1.0))
 
 
-def scores_from_profile(evidence, ws_over_l3):
+#: Structural gate of ML (x_lines_per_nnz): below -> 0, above -> 1.
+SCATTER_GATE = (0.10, 0.25)
+#: IMB needs products big enough for thread timings to mean something (nnz).
+IMB_MIN_NNZ = (5_000, 20_000)
+
+
+def scores_from_profile(evidence, features):
     """evidence: dict with bandwidth_share, latency_share, imbalance (see
-    :class:`spmvtune.profile.Profile`).  Returns {"MB", "ML", "IMB", "CMP"} scores."""
+    :class:`spmvtune.profile.Profile`); features: dict with ws_over_l3 and
+    x_lines_per_nnz.  Returns {"MB", "ML", "IMB", "CMP"} scores."""
+    ws_over_l3 = features["ws_over_l3"]
     s = {cls: ramp(evidence[key], lo, hi) for cls, (key, lo, hi) in THRESHOLDS.items()}
+    s["ML"] *= ramp(features["x_lines_per_nnz"], *SCATTER_GATE)
+    # a tiny product's per-thread timings measure the thread launch, not the work
+    s["IMB"] *= ramp(features.get("nnz", IMB_MIN_NNZ[1]), *IMB_MIN_NNZ)
     if ws_over_l3 <= 1.0:
         s["MB"] = 0.0
     s["CMP"] = (1.0 - max(s.values())) if ws_over_l3 <= 1.0 else 0.0

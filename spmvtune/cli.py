@@ -221,3 +221,29 @@ def analyze(file, threads, no_profile, as_json):
     click.echo(f"analysis cost    features {c['features_seconds'] * 1e3:.1f} ms "
                f"({c['features_spmvs']:.1f} products), profile {c['profile_seconds'] * 1e3:.1f} ms "
                f"({c['profile_spmvs']:.1f} products)")
+
+
+@main.group()
+def cache():
+    """The tuning cache of select_kernel decisions (SQLite in the user cache directory)."""
+
+
+@cache.command("info")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+def cache_info(as_json):
+    """Where the cache is, how many decisions it holds and its size."""
+    from .tuning_cache import TuningCache
+    info = TuningCache().info()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        click.echo(f"{info['path']}: {info['entries']} decisions, {info['bytes'] / 1024:.1f} KiB")
+
+
+@cache.command("clear")
+def cache_clear():
+    """Forget every cached decision (the next select_kernel call selects afresh)."""
+    from .tuning_cache import TuningCache
+    c = TuningCache()
+    c.clear()
+    click.echo(f"cleared {c.path}")

@@ -9,7 +9,11 @@ class SpMVOperator:
 
     Attributes: ``kernel`` (name), ``shape`` (n_rows, n_cols), ``threads``,
     ``setup_seconds`` (conversion time of ``prepare``), ``nbytes`` (bytes of
-    the kernel's matrix storage), ``info`` (kernel facts, e.g. bytes/nonzero).
+    the kernel's matrix storage), ``info`` (kernel facts, e.g. bytes/nonzero);
+    set by :func:`spmvtune.select_kernel`: ``selection_seconds``,
+    ``bottlenecks``, ``predicted_speedup`` (over csr_balanced; None when
+    forced), ``break_even_calls`` (calls that repay selection + setup),
+    ``selection_source`` (how the kernel was chosen: mode, cache, forced).
 
     A call checks only the type, dtype, shape and contiguity of ``x``; the
     fast path is a float64 C-contiguous 1-D ``x`` (others are converted).  Not
@@ -28,6 +32,11 @@ class SpMVOperator:
         self._run = prepared.run
         self._args = prepared.args
         self._m, self._n = shape
+        self.selection_seconds = 0.0
+        self.bottlenecks = ()
+        self.predicted_speedup = None
+        self.break_even_calls = None
+        self.selection_source = "built"
 
     def __repr__(self):
         return (f"SpMVOperator(kernel={self.kernel!r}, shape={self.shape}, nnz={self.nnz}, "
@@ -50,6 +59,12 @@ class SpMVOperator:
                              f"({self._m},)")
         self._run(*self._args, x, out)
         return out
+
+    def as_linear_operator(self):
+        """A ``scipy.sparse.linalg.LinearOperator`` (for cg, gmres, eigsh, ...)."""
+        from scipy.sparse.linalg import LinearOperator
+        return LinearOperator(self.shape, matvec=lambda v: self.matvec(np.ravel(v)),
+                              dtype=np.float64)
 
     def _as_x(self, x):
         x = np.asarray(x)

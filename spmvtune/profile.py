@@ -86,10 +86,10 @@ def micro_profile(A, threads=None, machine=None, repeats=8):
     def timed(idx):
         _rows_timed(parts, indptr, idx, data, x, y, ticks)
 
-    t_base, cyc = _time(lambda: timed(indices), repeats, ticks)
     regular = np.empty_like(indices)
     _regular_columns(np.asarray(csr.indptr, dtype=np.int64), m, max(n, 1), regular)
-    t_reg, _ = _time(lambda: timed(regular), repeats, ticks)
+    t_base, t_reg, cyc = _time_pair(lambda: timed(indices), lambda: timed(regular),
+                                    repeats, ticks)
     busy = cyc[cyc > 0]
     imbalance = float(busy.max() / busy.mean()) if len(busy) else 1.0
     nnz = max(csr.nnz, 1)
@@ -107,12 +107,18 @@ def micro_profile(A, threads=None, machine=None, repeats=8):
                    cost_seconds=cost, cost_spmvs=cost / t_base)
 
 
-def _time(fn, repeats, ticks):
-    fn()                                      # warm-up (and JIT outside the timing)
-    times, per_part = [], []
+def _time_pair(base, regular, repeats, ticks):
+    """Median seconds of ``base`` and ``regular``, alternated so that drift on a
+    shared machine hits both alike, and the median per-partition cycles of base."""
+    base()                                    # warm-up (and JIT outside the timing)
+    regular()
+    tb, tr, per_part = [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+        base()
+        tb.append(time.perf_counter() - t0)
         per_part.append(ticks.astype(np.float64).copy())
-    return float(np.median(times)), np.median(np.array(per_part), axis=0)
+        t0 = time.perf_counter()
+        regular()
+        tr.append(time.perf_counter() - t0)
+    return float(np.median(tb)), float(np.median(tr)), np.median(np.array(per_part), axis=0)

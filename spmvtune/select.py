@@ -1,52 +1,207 @@
-"""``select_kernel``: choose a kernel of the pool for a matrix and prepare it."""
+"""``select_kernel``: choose a kernel of the pool for a matrix and prepare it.
+
+Modes (how the choice is made; each costs more and knows more):
+
+- ``"features"``: the bottleneck rule of :mod:`spmvtune.analysis` on structural
+  features only (one pass, about 1-4 baseline products on large matrices).
+- ``"profile"``: the same with the micro-profiler's measured evidence (~25 products).
+- ``"exhaustive"``: prepare and time every usable kernel; pick the fastest.
+- ``"auto"`` (default): ``"features"``; when no class stands out clearly, the
+  recommended kernel and the baseline are timed briefly and the faster kept.
+
+``expected_calls`` bounds what selection may spend: below ``MIN_CALLS`` nothing
+is analysed, and a kernel whose estimated setup the calls cannot repay is
+replaced by the baseline.  Decisions are kept in the tuning cache
+(:mod:`spmvtune.tuning_cache`) unless ``cache=False``.
+"""
 import time
 
+import numpy as np
+
 from .operator import SpMVOperator
-from .pool import KernelUnusable, get_kernel
+from .pool import KernelUnusable, get_kernel, kernel_names
 from .validate import as_canonical_csr, check_threads
 
+MODES = ("auto", "features", "profile", "exhaustive")
+BASELINE = "csr_balanced"
 #: Below this many nonzeros one thread wins: a parallel launch costs about as
 #: much as the whole product (measured on the project machine).
 SMALL_NNZ = 20_000
+#: With fewer expected calls than this, selection is skipped.
+MIN_CALLS = 10
+#: Conversion cost of each kernel in baseline products, from the setup times of
+#: benchmarks/pool_vs_peers.py on the project machine (conservative round-up).
+SETUP_PRODUCTS = {"bcsr": 300, "bcsr_vi": 300, "csr_delta": 80, "csr_delta_vi": 80,
+                  "csr_vi": 30, "csr_vi_prefetch": 30, "csr_colblock": 50,
+                  "csr_colblock_prefetch": 50, "csr_sym": 50, "dense_gemv": 50}
+#: In "auto", a recommendation whose strongest score is below this is checked
+#: by timing it against the baseline.
+CONFIDENT = 0.75
 
 
-def default_rule(csr, threads):
-    """A fixed rule until the trained selector lands: (kernel, threads)."""
-    if csr.nnz < SMALL_NNZ:
-        return "csr_balanced", 1
-    return "csr_balanced", threads
-
-
-def select_kernel(A, *, kernel=None, threads=None, options=None, wide_indices=False):
+def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=None,
+                  options=None, cache=True, wide_indices=False):
     """Prepare ``A`` for repeated ``y = A @ x`` and return an :class:`SpMVOperator`.
 
     A: any scipy.sparse matrix or array (converted once to canonical float64 CSR).
-    kernel: a name from :func:`spmvtune.kernel_names` to force a choice; None
-        uses the built-in rule.
+    expected_calls: how many products the caller will run (None: many).
+    mode: "auto", "features", "profile" or "exhaustive" (module docstring).
     threads: threads per call (default: all of Numba's threads; small matrices
-        may get one thread from the rule).
-    options: tuning parameters of the kernel (e.g. ``{"distance": 32}`` for
-        the prefetch kernels); see ``KernelSpec.options``.
+        get one thread from the selection).
+    kernel: a name from :func:`spmvtune.kernel_names` to force a choice.
+    options: tuning parameters of a forced kernel (e.g. ``{"distance": 32}``).
+    cache: use the tuning cache for the decision.
     wide_indices: force 64-bit index arrays (testing the large-matrix path).
-    Raises ValueError for an unknown kernel or one that cannot represent A
-    (:class:`~spmvtune.pool.KernelUnusable`, with the reason).
+    Raises ValueError for bad arguments and :class:`~spmvtune.pool.KernelUnusable`
+    when a forced kernel cannot represent A.
     """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if expected_calls is not None and (isinstance(expected_calls, bool)
+                                       or not isinstance(expected_calls, (int, np.integer))
+                                       or expected_calls < 1):
+        raise ValueError(f"expected_calls must be a positive int or None, got {expected_calls!r}")
     csr = as_canonical_csr(A)
     threads = check_threads(threads)
-    if kernel is None:
-        kernel, threads = default_rule(csr, threads)
-    spec = get_kernel(kernel)
-    options = dict(options or {})
+    t0 = time.perf_counter()
+    if kernel is not None:
+        get_kernel(kernel)                           # unknown names fail here
+        decision = {"kernel": kernel, "threads": 1 if kernel == "csr_serial" else threads,
+                    "options": dict(options or {}), "bottlenecks": [],
+                    "predicted_speedup": None, "source": "forced"}
+    else:
+        if options:
+            raise ValueError("options apply to a forced kernel; pass kernel= too")
+        decision = _decide(A, csr, threads, mode, expected_calls, cache)
+    selection = time.perf_counter() - t0
+    op = build(csr, decision, wide_indices)
+    op.selection_seconds = selection
+    op.bottlenecks = tuple(decision["bottlenecks"])
+    op.predicted_speedup = decision["predicted_speedup"]
+    op.selection_source = decision["source"]
+    op.break_even_calls = _break_even(op, decision, csr, threads)
+    return op
+
+
+def build(csr, decision, wide_indices=False):
+    """Prepare the decided kernel; returns the operator (no selection metadata)."""
+    spec = get_kernel(decision["kernel"])
+    options = decision.get("options") or {}
     unknown = set(options) - set(spec.options)
     if unknown:
-        raise ValueError(f"kernel {kernel!r} takes options {sorted(spec.options) or 'none'}, "
+        raise ValueError(f"kernel {spec.name!r} takes options {sorted(spec.options) or 'none'}, "
                          f"got {sorted(unknown)}")
-    if kernel == "csr_serial":
-        threads = 1
     t0 = time.perf_counter()
     try:
-        prepared = spec.prepare(csr, threads, wide=wide_indices, **options)
+        prepared = spec.prepare(csr, decision["threads"], wide=wide_indices, **options)
     except KernelUnusable as exc:
-        raise KernelUnusable(f"kernel {kernel!r} cannot run this matrix: {exc}") from None
-    setup = time.perf_counter() - t0
-    return SpMVOperator(kernel, csr.shape, prepared, threads, setup, csr.nnz)
+        raise KernelUnusable(f"kernel {spec.name!r} cannot run this matrix: {exc}") from None
+    return SpMVOperator(spec.name, csr.shape, prepared, decision["threads"],
+                        time.perf_counter() - t0, csr.nnz)
+
+
+def _baseline(csr, threads, source):
+    return {"kernel": BASELINE, "threads": 1 if csr.nnz < SMALL_NNZ else threads,
+            "options": {}, "bottlenecks": [], "predicted_speedup": 1.0, "source": source}
+
+
+def _decide(A, csr, threads, mode, expected_calls, cache):
+    if expected_calls is not None and expected_calls < MIN_CALLS:
+        return _baseline(csr, threads, f"expected_calls < {MIN_CALLS}: no selection")
+    store = key = None
+    if cache:
+        from .tuning_cache import TuningCache, decision_key
+        store, key = TuningCache(), decision_key(csr, threads, mode)
+        hit = store.get(key)
+        if hit is not None:
+            hit["source"] = "cache"
+            return _afford(hit, csr, threads, expected_calls)
+    if mode == "exhaustive":
+        decision = _exhaustive(csr, threads)
+    else:
+        from .analysis import analyze
+        res = analyze(A, threads=threads, profile=(mode == "profile"))
+        decision = {"kernel": res.recommended, "threads": res.recommended_threads,
+                    "options": {}, "bottlenecks": list(res.bottlenecks),
+                    "predicted_speedup": res.expected_speedup, "source": mode}
+        if mode == "auto" and max(res.scores.values()) < CONFIDENT and res.recommended != BASELINE:
+            decision = _check_by_timing(csr, decision, threads)
+    if store is not None:
+        store.put(key, {k: v for k, v in decision.items() if k != "source"})
+    return _afford(decision, csr, threads, expected_calls)
+
+
+def _afford(decision, csr, threads, expected_calls):
+    """The baseline instead, when ``expected_calls`` cannot repay the setup."""
+    if expected_calls is None or decision["kernel"] == BASELINE:
+        return decision
+    gain = decision.get("predicted_speedup") or 1.0
+    setup = SETUP_PRODUCTS.get(decision["kernel"], 2)
+    if gain <= 1.0 or expected_calls * (1.0 - 1.0 / gain) < setup:
+        base = _baseline(csr, threads, f"{expected_calls} calls cannot repay the setup of "
+                                       f"{decision['kernel']}")
+        base["bottlenecks"] = decision["bottlenecks"]
+        return base
+    return decision
+
+
+def _time_op(op, x, y, repeats=5):
+    op.matvec(x, out=y)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        op.matvec(x, out=y)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _candidates_timed(csr, names, threads):
+    """{name: (median seconds, threads)} for the usable kernels among ``names``."""
+    x = np.ones(csr.shape[1])
+    y = np.empty(csr.shape[0])
+    out = {}
+    for name in names:
+        t = 1 if name == "csr_serial" else threads
+        try:
+            op = build(csr, {"kernel": name, "threads": t})
+        except KernelUnusable:
+            continue
+        out[name] = (_time_op(op, x, y), t)
+    return out
+
+
+def _exhaustive(csr, threads):
+    names = [n for n in kernel_names() if n != "dense_gemv" or csr.shape[0] * csr.shape[1] <= 1 << 22]
+    timed = _candidates_timed(csr, names, threads)
+    best = min(timed, key=lambda k: timed[k][0])
+    base = timed[BASELINE][0]
+    return {"kernel": best, "threads": timed[best][1], "options": {}, "bottlenecks": [],
+            "predicted_speedup": base / timed[best][0], "source": "exhaustive"}
+
+
+def _check_by_timing(csr, decision, threads):
+    """Low confidence: time the recommendation against the baseline, keep the faster."""
+    t = decision["threads"]
+    timed = _candidates_timed(csr, [decision["kernel"], BASELINE], t)
+    rec = timed.get(decision["kernel"])
+    base = timed[BASELINE][0]
+    if rec is None or rec[0] >= base:
+        out = _baseline(csr, threads, "auto: recommendation timed, baseline faster")
+        out["threads"] = t
+        out["bottlenecks"] = decision["bottlenecks"]
+        return out
+    return dict(decision, predicted_speedup=base / rec[0], source="auto (timed)")
+
+
+def _break_even(op, decision, csr, threads):
+    """Calls after which selection + setup are repaid (inf if no gain predicted)."""
+    gain = decision.get("predicted_speedup")
+    if not gain or gain <= 1.0:
+        return float("inf") if decision["kernel"] != BASELINE else 0.0
+    from .machine import machine_profile
+    prof = machine_profile()
+    ws = 12.0 * csr.nnz + 4.0 * (csr.shape[0] + 1) + 8.0 * sum(csr.shape)
+    t_base = max(ws / (prof.bandwidth(op.threads) * 1e9),
+                 2.0 * max(csr.nnz, 1) / (prof.incache_rate(op.threads) * 1e9))
+    saving = t_base * (1.0 - 1.0 / gain)
+    return (op.selection_seconds + op.setup_seconds) / saving

@@ -13,17 +13,19 @@ def test_ramp():
     assert ramp(0.3, 0.2, 0.4) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("evidence,ws,expected", [
-    (ev(bw=0.95), 8.0, ("MB",)),                       # streams at the bandwidth, out of cache
-    (ev(bw=0.95), 0.5, ("CMP",)),                      # same numbers in cache: not memory
-    (ev(bw=0.2, lat=0.6), 8.0, ("ML",)),               # regular x would make it 2.5x faster
-    (ev(bw=0.5, imb=2.0), 8.0, ("IMB",)),              # one thread takes twice the mean
-    (ev(bw=0.8, imb=1.8), 8.0, ("IMB", "MB")),         # several at once, strongest first
-    (ev(bw=0.4, lat=0.05, imb=1.05), 8.0, ()),         # nothing stands out
-    (ev(bw=0.2, lat=0.0, imb=1.0), 0.2, ("CMP",)),     # small and regular: computation
+@pytest.mark.parametrize("evidence,ws,lines,expected", [
+    (ev(bw=0.95), 8.0, 0.1, ("MB",)),                  # streams at the bandwidth, out of cache
+    (ev(bw=0.95), 0.5, 0.1, ("CMP",)),                 # same numbers in cache: not memory
+    (ev(bw=0.2, lat=0.6), 8.0, 0.9, ("ML",)),          # regular x would make it 2.5x faster
+    (ev(bw=0.2, lat=0.6), 8.0, 0.05, ()),              # ...but the structure is regular: noise
+    (ev(bw=0.5, imb=2.0), 8.0, 0.1, ("IMB",)),         # one thread takes twice the mean
+    (ev(bw=0.8, imb=1.8), 8.0, 0.1, ("IMB", "MB")),    # several at once, strongest first
+    (ev(bw=1.0, imb=2.0), 8.0, 0.1, ("IMB", "MB")),    # a tie: imbalance first
+    (ev(bw=0.4, lat=0.05, imb=1.05), 8.0, 0.9, ()),    # nothing stands out
+    (ev(bw=0.2, lat=0.0, imb=1.0), 0.2, 0.1, ("CMP",)),  # small and regular: computation
 ])
-def test_scores_from_profile(evidence, ws, expected):
-    s = scores_from_profile(evidence, ws)
+def test_scores_from_profile(evidence, ws, lines, expected):
+    s = scores_from_profile(evidence, {"ws_over_l3": ws, "x_lines_per_nnz": lines, "nnz": 1e6})
     assert set(s) == {"MB", "ML", "IMB", "CMP"}
     assert all(0.0 <= v <= 1.0 for v in s.values())
     assert holding(s) == expected
@@ -49,3 +51,8 @@ def test_scores_from_features(f, threads, expected):
 
 def test_threshold_is_inclusive():
     assert holding({"MB": HOLDS, "ML": HOLDS - 1e-9, "IMB": 0, "CMP": 0}) == ("MB",)
+
+
+def test_tiny_products_are_not_called_imbalanced():
+    f = {"ws_over_l3": 0.001, "x_lines_per_nnz": 0.5, "nnz": 100}
+    assert scores_from_profile(ev(imb=3.0), f)["IMB"] == 0.0

@@ -1,0 +1,142 @@
+"""select_kernel's modes, expected_calls, the tuning cache and the LinearOperator."""
+import multiprocessing
+import sqlite3
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+from scipy.sparse.linalg import cg
+
+import spmvtune
+from spmvtune import generate
+from spmvtune.cli import main
+from spmvtune.tuning_cache import TuningCache, matrix_fingerprint
+from spmvtune.validate import as_canonical_csr
+from conftest import family_matrix
+from reference import assert_matches
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPMVTUNE_CACHE_DIR", str(tmp_path))
+    return TuningCache()
+
+
+@pytest.mark.parametrize("mode", ["auto", "features", "profile", "exhaustive"])
+@pytest.mark.parametrize("family", ["power_law", "stencil", "blocks", "short_rows", "empty_0x5"])
+def test_modes_choose_a_correct_kernel(mode, family, cache):
+    A = family_matrix(family)
+    op = spmvtune.select_kernel(A, mode=mode, threads=2)
+    assert op.kernel in spmvtune.kernel_names()
+    assert op.selection_source.startswith(mode) or op.selection_source.startswith("auto")
+    assert op.selection_seconds > 0 and op.break_even_calls is not None
+    x = np.random.default_rng(0).uniform(-1, 1, A.shape[1])
+    assert_matches(op(x), A, x, f"{mode}/{family}")
+
+
+def test_cache_makes_the_second_call_free(cache):
+    A = generate.fem_blocks(3000, 8)
+    first = spmvtune.select_kernel(A, threads=2)
+    assert first.selection_source != "cache" and cache.info()["entries"] == 1
+    second = spmvtune.select_kernel(A.copy(), threads=2)
+    assert second.selection_source == "cache" and second.kernel == first.kernel
+    other_threads = spmvtune.select_kernel(A, threads=1)
+    assert other_threads.selection_source != "cache"
+    uncached = spmvtune.select_kernel(A, threads=2, cache=False)
+    assert uncached.selection_source != "cache"
+
+
+def test_fingerprint_sees_values_and_structure():
+    A = family_matrix("banded")
+    B = A.copy()
+    B.data[len(B.data) // 2] += 1.0
+    C = sp.csr_array(A[:, ::-1])
+    keys = {matrix_fingerprint(as_canonical_csr(M)) for M in (A, B, C)}
+    assert len(keys) == 3
+    assert matrix_fingerprint(as_canonical_csr(A.copy())) == matrix_fingerprint(as_canonical_csr(A))
+
+
+def test_corrupt_or_foreign_cache_is_rebuilt(cache):
+    cache.path.parent.mkdir(parents=True, exist_ok=True)
+    cache.path.write_bytes(b"this is not a database" * 100)
+    A = family_matrix("random")
+    with pytest.warns(UserWarning, match="rebuilding"):
+        spmvtune.select_kernel(A, threads=2)
+    assert cache.info()["entries"] == 1
+    con = sqlite3.connect(cache.path)
+    con.execute("UPDATE meta SET v = '999' WHERE k = 'schema'")
+    con.commit()
+    con.close()
+    with pytest.warns(UserWarning, match="corrupt or foreign"):
+        spmvtune.select_kernel(A, threads=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert spmvtune.select_kernel(A, threads=2).selection_source == "cache"
+
+
+def _writer(path, start):
+    c = TuningCache(path)
+    for i in range(start, start + 40):
+        c.put(f"k{i}", {"kernel": "csr_balanced", "i": i})
+        assert c.get(f"k{i}")["i"] == i
+
+
+def test_several_processes_share_the_cache(cache):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(cache.path, 100 * p)) for p in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert cache.info()["entries"] == 160
+
+
+def test_few_expected_calls_skip_selection(cache):
+    A = generate.fem_blocks(3000, 8)
+    op = spmvtune.select_kernel(A, expected_calls=5, threads=2)
+    assert op.kernel == "csr_balanced" and "no selection" in op.selection_source
+    assert cache.info()["entries"] == 0
+    many = spmvtune.select_kernel(A, expected_calls=10**6, threads=2)
+    few = spmvtune.select_kernel(A, expected_calls=20, threads=2)
+    if many.kernel in ("bcsr", "bcsr_vi", "csr_delta"):     # setups of ~100+ products
+        assert few.kernel == "csr_balanced" and "cannot repay" in few.selection_source
+
+
+def test_linear_operator_in_cg(cache):
+    A = generate.laplacian_2d(40)
+    b = np.ones(A.shape[0])
+    op = spmvtune.select_kernel(A, threads=2)
+    x, info = cg(op.as_linear_operator(), b, rtol=1e-10, maxiter=2000)
+    ref, info_ref = cg(A, b, rtol=1e-10, maxiter=2000)
+    assert info == 0 and info_ref == 0
+    np.testing.assert_allclose(x, ref, rtol=1e-7, atol=1e-9)
+    col = op.as_linear_operator().matvec(np.ones((A.shape[1], 1)))
+    assert col.shape == (A.shape[0], 1)
+
+
+def test_bad_selection_arguments():
+    A = family_matrix("random")
+    with pytest.raises(ValueError, match="mode"):
+        spmvtune.select_kernel(A, mode="fast")
+    with pytest.raises(ValueError, match="expected_calls"):
+        spmvtune.select_kernel(A, expected_calls=0)
+    with pytest.raises(ValueError, match="forced kernel"):
+        spmvtune.select_kernel(A, options={"distance": 3})
+
+
+def test_forced_kernel_reports_no_prediction():
+    op = spmvtune.select_kernel(family_matrix("random"), kernel="csr_prefetch", threads=2)
+    assert op.selection_source == "forced" and op.predicted_speedup is None
+
+
+def test_cache_cli(cache):
+    spmvtune.select_kernel(family_matrix("random"), threads=2)
+    r = CliRunner().invoke(main, ["cache", "info", "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"entries": 1' in r.output
+    r = CliRunner().invoke(main, ["cache", "clear"])
+    assert r.exit_code == 0 and "cleared" in r.output
+    assert cache.info()["entries"] == 0
