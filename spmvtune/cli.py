@@ -19,6 +19,8 @@ def main():
     spmvtune machine            this machine's bandwidth, caches, in-cache rate
     spmvtune kernels            the kernel pool and what each kernel targets
     spmvtune bench PATH...      time every kernel against SciPy (and MKL) on files
+    spmvtune train [PATH...]    time the pool on many matrices, fit this machine's selector
+    spmvtune cache info|clear   the tuning cache of select_kernel decisions
     """
 
 
@@ -247,3 +249,52 @@ def cache_clear():
     c = TuningCache()
     c.clear()
     click.echo(f"cleared {c.path}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Model file to write (default: the user model select_kernel reads).")
+@click.option("--store", type=click.Path(dir_okay=False), default=None,
+              help="Results store (SQLite; default: training.sqlite in the cache directory). "
+                   "A rerun with the same store skips the matrices already measured.")
+@click.option("--threads", type=int, default=None, help="Threads per SpMV (default: all cores).")
+@click.option("--generated/--no-generated", default=True, show_default=True,
+              help="Include the generated families swept over their parameters.")
+@click.option("--kind", type=click.Choice(["forest", "tree"]), default="forest", show_default=True)
+@click.option("--max-nnz", type=int, default=None, help="Skip larger matrices.")
+def train(paths, out, store, threads, generated, kind, max_nnz):
+    """Time every kernel on many matrices and fit the selector for this machine.
+
+    PATHS are matrix files or directories (as `bench` takes); the generated
+    families add about a hundred matrices of every bottleneck class.  Each
+    matrix is measured once and stored; interrupting loses at most the matrix
+    in progress.  The fitted model is written as JSON (no pickle) and used by
+    select_kernel from then on.
+    """
+    from . import load
+    from .machine import cache_dir
+    from .model import fit_model, user_model_path
+    from .pool import kernel_names
+    from .train import ResultsStore, generated_matrices, sweep
+    from .validate import check_threads
+    threads = check_threads(threads)
+    db = ResultsStore(store or cache_dir() / "training.sqlite")
+    items = [(str(p), "file:" + p.parent.name, lambda p=p: load(p)) for p in matrix_files(paths)]
+    if generated:
+        items += list(generated_matrices())
+    if not items:
+        raise click.UsageError("nothing to train on: give PATHS or keep --generated")
+
+    def progress(i, n, name, rec, seconds):
+        best = min(rec["times"], key=rec["times"].get)
+        click.echo(f"[{i}/{n}] {name}: nnz {rec['nnz']}, best {best} "
+                   f"({rec['times']['csr_balanced'] / rec['times'][best]:.2f}x baseline), "
+                   f"{seconds:.1f}s", err=True)
+    measured, skipped, failed = sweep(items, db, threads, progress, max_nnz)
+    click.echo(f"measured {measured}, already in the store {skipped}, failed {failed}", err=True)
+    model = fit_model(db.records(), kernel_names(), kind=kind)
+    path = Path(out) if out else user_model_path()
+    model.save(path)
+    click.echo(f"model ({kind}, {model.doc['trained_on']} matrices, classes "
+               f"{', '.join(model.classes)}) written to {path}")

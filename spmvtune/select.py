@@ -2,12 +2,16 @@
 
 Modes (how the choice is made; each costs more and knows more):
 
-- ``"features"``: the bottleneck rule of :mod:`spmvtune.analysis` on structural
-  features only (one pass, about 1-4 baseline products on large matrices).
-- ``"profile"``: the same with the micro-profiler's measured evidence (~25 products).
+- ``"features"``: the trained model (:mod:`spmvtune.model`: the user's from
+  ``spmvtune train``, else the one shipped) on structural features (one pass,
+  about 1-4 baseline products on large matrices); without a model, the
+  bottleneck rule of :mod:`spmvtune.analysis`.
+- ``"profile"``: the bottleneck rule with the micro-profiler's measured
+  evidence (~25 products).
 - ``"exhaustive"``: prepare and time every usable kernel; pick the fastest.
-- ``"auto"`` (default): ``"features"``; when no class stands out clearly, the
-  recommended kernel and the baseline are timed briefly and the faster kept.
+- ``"auto"`` (default): ``"features"``; when the model is unsure (top
+  probability below ``CONFIDENT``), its top candidates and the baseline are
+  timed briefly and the fastest kept.
 
 ``expected_calls`` bounds what selection may spend: below ``MIN_CALLS`` nothing
 is analysed, and a kernel whose estimated setup the calls cannot repay is
@@ -34,9 +38,11 @@ MIN_CALLS = 10
 SETUP_PRODUCTS = {"bcsr": 300, "bcsr_vi": 300, "csr_delta": 80, "csr_delta_vi": 80,
                   "csr_vi": 30, "csr_vi_prefetch": 30, "csr_colblock": 50,
                   "csr_colblock_prefetch": 50, "csr_sym": 50, "dense_gemv": 50}
-#: In "auto", a recommendation whose strongest score is below this is checked
-#: by timing it against the baseline.
-CONFIDENT = 0.75
+#: In "auto", a model prediction below this probability (or, without a model,
+#: a strongest class score below it) is checked by timing.
+CONFIDENT = 0.6
+#: Candidates timed when unsure: the model's top ones plus the baseline.
+TOP_CANDIDATES = 2
 
 
 def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=None,
@@ -74,7 +80,14 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
             raise ValueError("options apply to a forced kernel; pass kernel= too")
         decision = _decide(A, csr, threads, mode, expected_calls, cache)
     selection = time.perf_counter() - t0
-    op = build(csr, decision, wide_indices)
+    try:
+        op = build(csr, decision, wide_indices)
+    except KernelUnusable:
+        if decision["source"] == "forced":
+            raise
+        decision = dict(_baseline(csr, threads, f"{decision['kernel']} unusable here"),
+                        bottlenecks=decision["bottlenecks"])
+        op = build(csr, decision, wide_indices)
     op.selection_seconds = selection
     op.bottlenecks = tuple(decision["bottlenecks"])
     op.predicted_speedup = decision["predicted_speedup"]
@@ -116,16 +129,20 @@ def _decide(A, csr, threads, mode, expected_calls, cache):
         if hit is not None:
             hit["source"] = "cache"
             return _afford(hit, csr, threads, expected_calls)
+    from .model import current_model
+    model = current_model() if mode in ("auto", "features") else None
     if mode == "exhaustive":
         decision = _exhaustive(csr, threads)
+    elif model is not None:
+        decision = _by_model(A, csr, threads, mode, model)
     else:
         from .analysis import analyze
         res = analyze(A, threads=threads, profile=(mode == "profile"))
         decision = {"kernel": res.recommended, "threads": res.recommended_threads,
                     "options": {}, "bottlenecks": list(res.bottlenecks),
-                    "predicted_speedup": res.expected_speedup, "source": mode}
+                    "predicted_speedup": res.expected_speedup, "source": f"{mode} (rule)"}
         if mode == "auto" and max(res.scores.values()) < CONFIDENT and res.recommended != BASELINE:
-            decision = _check_by_timing(csr, decision, threads)
+            decision = _check_by_timing(csr, [decision["kernel"]], decision, threads)
     if store is not None:
         store.put(key, {k: v for k, v in decision.items() if k != "source"})
     return _afford(decision, csr, threads, expected_calls)
@@ -179,18 +196,38 @@ def _exhaustive(csr, threads):
             "predicted_speedup": base / timed[best][0], "source": "exhaustive"}
 
 
-def _check_by_timing(csr, decision, threads):
-    """Low confidence: time the recommendation against the baseline, keep the faster."""
+def _by_model(A, csr, threads, mode, model):
+    """The model's choice; in "auto", its top candidates timed when it is unsure."""
+    from .bottleneck import holding, scores_from_features
+    from .features import structural_features
+    from .machine import machine_profile
+    from .model import feature_vector
+    t = 1 if csr.nnz < SMALL_NNZ else threads
+    f = structural_features(A, caches=machine_profile().caches, threads=t)
+    ranked = model.ranked(feature_vector(f, t, names=model.features))
+    kernel, prob = ranked[0]
+    decision = {"kernel": kernel, "threads": 1 if kernel == "csr_serial" else t, "options": {},
+                "bottlenecks": list(holding(scores_from_features(f, t))),
+                "predicted_speedup": model.class_speedup.get(kernel, 1.0),
+                "source": f"{mode} (model, p={prob:.2f})"}
+    if mode == "auto" and prob < CONFIDENT:
+        decision = _check_by_timing(csr, [k for k, _ in ranked[:TOP_CANDIDATES]], decision, t)
+    return decision
+
+
+def _check_by_timing(csr, candidates, decision, threads):
+    """Low confidence: time the candidates and the baseline, keep the fastest."""
     t = decision["threads"]
-    timed = _candidates_timed(csr, [decision["kernel"], BASELINE], t)
-    rec = timed.get(decision["kernel"])
+    timed = _candidates_timed(csr, list(dict.fromkeys([*candidates, BASELINE])), t)
     base = timed[BASELINE][0]
-    if rec is None or rec[0] >= base:
-        out = _baseline(csr, threads, "auto: recommendation timed, baseline faster")
+    best = min(timed, key=lambda k: timed[k][0])
+    if best == BASELINE:
+        out = _baseline(csr, threads, "auto: candidates timed, baseline fastest")
         out["threads"] = t
         out["bottlenecks"] = decision["bottlenecks"]
         return out
-    return dict(decision, predicted_speedup=base / rec[0], source="auto (timed)")
+    return dict(decision, kernel=best, threads=timed[best][1],
+                predicted_speedup=base / timed[best][0], source="auto (timed)")
 
 
 def _break_even(op, decision, csr, threads):

@@ -1,0 +1,199 @@
+"""The kernel selector model: a decision tree or random forest over matrix
+features, trained on this machine's timings, stored as plain JSON.
+
+Persistence is the fitted trees' arrays (children, split feature, threshold,
+leaf class weights) in JSON, read back and evaluated with NumPy: loading a
+model never executes code (no pickle) and selection does not import
+scikit-learn.  The JSON also records the feature list, the classes, library
+versions and the fingerprint of the machine it was trained on; a model from
+another machine loads with a warning.
+
+Labels tolerate timing noise: a matrix's label is the first kernel in registry
+order (simplest first) within ``TOLERANCE`` of the fastest, and a prediction
+counts as correct when its kernel is within the same tolerance.
+"""
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "spmvtune-tree-model"
+TOLERANCE = 0.05
+FEATURES = ["log_rows", "log_cols", "log_nnz", "log_density", "log_ws_over_l3", "log_x_over_l3",
+            "row_mean", "row_cv", "row_skew", "max_row_share", "empty_row_share",
+            "bandwidth_norm", "scattering", "clustering", "x_lines_per_nnz",
+            "diagonals_per_row", "distinct_value_share", "few_values", "symmetric",
+            "delta_index_bytes", "threads"]
+PROFILE_FEATURES = ["bandwidth_share", "latency_share", "imbalance", "incache_share"]
+
+
+def feature_vector(features, threads, profile=None, names=FEATURES):
+    """The model's inputs from a features dict (and a profile dict when the model
+    uses one).  Sizes enter as log10 so that trees split on orders of magnitude."""
+    f = dict(features)
+    for key in ("rows", "cols", "nnz"):
+        f[f"log_{key}"] = np.log10(max(f[key], 1.0))
+    f["log_density"] = np.log10(max(f["density"], 1e-12))
+    f["log_ws_over_l3"] = np.log10(max(f["ws_over_l3"], 1e-9))
+    f["log_x_over_l3"] = np.log10(max(f["x_over_l3"], 1e-9))
+    f["threads"] = float(threads)
+    if profile:
+        f.update({k: profile[k] for k in PROFILE_FEATURES})
+    return np.array([float(f[k]) for k in names])
+
+
+def label_of(times, order):
+    """The simplest kernel (registry order) within TOLERANCE of the fastest."""
+    best = min(times.values())
+    for name in order:
+        if name in times and times[name] <= best * (1 + TOLERANCE):
+            return name
+    return min(times, key=times.get)
+
+
+def dataset(records, order, use_profile=False):
+    """X (n, d), y (n,) labels, groups (n,) families, kept record list."""
+    X, y, groups, kept = [], [], [], []
+    names = FEATURES + (PROFILE_FEATURES if use_profile else [])
+    for matrix, family, rec in records:
+        if "times" not in rec or "csr_balanced" not in rec["times"] or not rec["nnz"]:
+            continue
+        if use_profile and not rec.get("profile"):
+            continue
+        X.append(feature_vector(rec["features"], rec["threads"], rec.get("profile"), names))
+        y.append(label_of(rec["times"], order))
+        groups.append(family)
+        kept.append((matrix, family, rec))
+    return np.array(X), np.array(y), np.array(groups), kept
+
+
+def make_estimator(kind, seed=0):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+    if kind == "tree":
+        return DecisionTreeClassifier(max_depth=6, min_samples_leaf=2, random_state=seed)
+    if kind == "forest":
+        return RandomForestClassifier(n_estimators=60, max_depth=8, min_samples_leaf=1,
+                                      random_state=seed, n_jobs=1)
+    raise ValueError(f"kind must be 'tree' or 'forest', got {kind!r}")
+
+
+class TreeModel:
+    """A fitted tree ensemble as arrays; ``predict_proba(x)`` for one feature vector."""
+
+    def __init__(self, doc):
+        if doc.get("format") != FORMAT:
+            raise ValueError("not an spmvtune model file")
+        self.doc = doc
+        self.features = doc["features"]
+        self.classes = doc["classes"]
+        self.uses_profile = any(k in PROFILE_FEATURES for k in self.features)
+        self._trees = [{k: np.asarray(v) for k, v in t.items()} for t in doc["trees"]]
+        self.class_speedup = doc.get("class_speedup", {})
+
+    @classmethod
+    def from_estimator(cls, est, features, meta):
+        trees = est.estimators_ if hasattr(est, "estimators_") else [est]
+        classes = [str(c) for c in est.classes_]
+        out = []
+        for t in trees:
+            tr = t.tree_
+            value = tr.value[:, 0, :]
+            # a forest's trees index est.classes_ through their own classes_ (same order)
+            out.append({"left": tr.children_left.tolist(), "right": tr.children_right.tolist(),
+                        "feature": tr.feature.tolist(), "threshold": tr.threshold.tolist(),
+                        "value": (value / np.maximum(value.sum(axis=1, keepdims=True), 1e-300)).tolist()})
+        doc = {"format": FORMAT, "version": 1, "features": list(features), "classes": classes,
+               "trees": out, **meta}
+        return cls(doc)
+
+    def predict_proba(self, x):
+        p = np.zeros(len(self.classes))
+        for t in self._trees:
+            node = 0
+            left, right, feat, thr = t["left"], t["right"], t["feature"], t["threshold"]
+            while left[node] != -1:
+                node = left[node] if x[feat[node]] <= thr[node] else right[node]
+            p += t["value"][node]
+        return p / len(self._trees)
+
+    def predict(self, x):
+        """(kernel, probability)."""
+        p = self.predict_proba(x)
+        i = int(np.argmax(p))
+        return self.classes[i], float(p[i])
+
+    def ranked(self, x):
+        """[(kernel, probability)] best first."""
+        p = self.predict_proba(x)
+        return [(self.classes[i], float(p[i])) for i in np.argsort(-p)]
+
+    def save(self, path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.doc))
+        tmp.replace(path)
+
+
+def fit_model(records, order, kind="forest", use_profile=False):
+    """Fit on training records; returns a :class:`TreeModel` with metadata."""
+    import sklearn
+
+    from . import __version__
+    from .tuning_cache import machine_fingerprint
+    X, y, groups, kept = dataset(records, order, use_profile)
+    if len(set(y)) < 2:
+        raise ValueError(f"need at least two distinct best kernels to train, got {sorted(set(y))}")
+    est = make_estimator(kind).fit(X, y)
+    speed = {}
+    for (_, _, rec), label in zip(kept, y):
+        speed.setdefault(label, []).append(rec["times"]["csr_balanced"] / rec["times"][label])
+    names = FEATURES + (PROFILE_FEATURES if use_profile else [])
+    meta = {"kind": kind, "machine": machine_fingerprint(), "trained_on": len(y),
+            "families": sorted(set(groups)), "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "versions": {"spmvtune": __version__, "sklearn": sklearn.__version__,
+                         "numpy": np.__version__},
+            "class_speedup": {k: float(np.median(v)) for k, v in speed.items()}}
+    return TreeModel.from_estimator(est, names, meta)
+
+
+def load_model(path):
+    """Read a model file; warns when it was trained on another machine."""
+    from .tuning_cache import machine_fingerprint
+    doc = json.loads(Path(path).read_text())
+    model = TreeModel(doc)
+    if doc.get("machine") != machine_fingerprint():
+        warnings.warn(f"model {path} was trained on another machine; run `spmvtune train` "
+                      "to fit one for this machine", stacklevel=2)
+    return model
+
+
+def user_model_path():
+    from .machine import cache_dir
+    return cache_dir() / "model.json"
+
+
+def default_model_path():
+    return Path(__file__).parent / "models" / "default.json"
+
+
+_CACHE = {}
+
+
+def current_model():
+    """The user's model (``spmvtune train``) if present, else the shipped default,
+    else None.  Loaded once per process."""
+    for path in (user_model_path(), default_model_path()):
+        if path.exists():
+            key = (str(path), path.stat().st_mtime)
+            if key not in _CACHE:
+                try:
+                    _CACHE[key] = load_model(path)
+                except (ValueError, KeyError, OSError) as exc:
+                    warnings.warn(f"ignoring unreadable model {path}: {exc}")
+                    continue
+            return _CACHE[key]
+    return None

@@ -1,0 +1,165 @@
+"""Training data for the kernel selector: time every kernel on many matrices.
+
+For each matrix: structural features, the micro-profile, and the median time
+and setup cost of every usable kernel of the pool (interleaved rounds after a
+warm-up, JIT outside the timing), at the thread count the selector would use
+(one thread below ``SMALL_NNZ`` nonzeros).  Each matrix's record is committed to
+a SQLite results store as soon as it is measured, so an interrupted sweep loses
+at most the matrix in progress and a rerun skips what is done.
+
+The generated sweep covers every bottleneck class at sizes from in-cache to
+several times the L3: families of :mod:`spmvtune.generate` over their
+parameters (:func:`generated_matrices`).
+"""
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import generate
+from .pool import KernelUnusable, kernel_names
+from .select import SMALL_NNZ, build
+from .timing import interleaved_samples
+from .validate import as_canonical_csr
+
+
+def generated_matrices(scale=1.0):
+    """Yield (name, family, builder) over parameter sweeps of every family:
+    over a hundred matrices from a few thousand to ~25 million nonzeros, so every
+    bottleneck class appears both in and out of cache.  ``scale`` multiplies
+    the sizes (tests use a small scale)."""
+    def s(v):
+        return max(int(v * scale), 8)
+    sizes = (3_000, 12_000, 50_000, 200_000, 800_000, 3_000_000)
+    for n in (12, 18, 26, 40, 60, 85, 110):
+        yield f"stencil27_{n}", "stencil", lambda n=n: generate.stencil3d(max(int(n * scale ** (1 / 3)), 3))
+    for n in (20, 50, 120, 300, 700, 1500):
+        yield f"laplace2d_{n}", "laplace", lambda n=n: generate.laplacian_2d(s(n))
+    for nb in (500, 3_000, 15_000, 60_000, 200_000, 500_000):
+        for bpr, spread in ((4, 10), (10, 50), (20, 1000)):
+            if nb * bpr * 9 <= 25_000_000:
+                yield (f"fem_{nb}_{bpr}_{spread}", "fem",
+                       lambda nb=nb, b=bpr, sp=spread: generate.fem_blocks(s(nb), b, spread=sp))
+    for n in sizes:
+        for per in (2, 5, 12, 30):
+            if n * per <= 25_000_000:
+                yield (f"scatter_{n}_{per}", "scatter",
+                       lambda n=n, per=per: generate.random_scatter(s(n), per, seed=per))
+    for n in sizes[:5]:
+        for exp in (1.05, 1.3, 1.8, 2.5):
+            yield (f"powerlaw_{n}_{exp}", "powerlaw",
+                   lambda n=n, e=exp: generate.power_law(s(n), 8, exponent=e, seed=int(10 * e)))
+    for n in (20_000, 100_000, 500_000, 2_000_000, 8_000_000):
+        for loc in (None, 30, 3000):
+            yield (f"short_{n}_{loc}", "short",
+                   lambda n=n, loc=loc: generate.short_rows(s(n), locality=loc))
+    for m, n in ((2_000, 50_000), (10_000, 300_000), (50_000, 1_000_000), (150_000, 3_000_000)):
+        for per in (10, 40):
+            yield (f"widelp_{m}_{n}_{per}", "widelp",
+                   lambda m=m, n=n, per=per: generate.wide_lp(s(m), s(n), per))
+    for n in sizes:
+        for hb in (1, 4, 15):
+            if n * (2 * hb + 1) <= 25_000_000:
+                yield f"banded_{n}_{hb}", "banded", lambda n=n, hb=hb: generate.banded(s(n), hb)
+    for n in sizes[:5]:
+        for per in (2, 6):
+            yield (f"symscatter_{n}_{per}", "symscatter",
+                   lambda n=n, per=per: generate.symmetric(generate.random_scatter(s(n), per)))
+    for n in (300, 1_000, 2_000):
+        yield f"dense_{n}", "dense", lambda n=n: generate.random_scatter(s(n), max(s(n) // 3, 1))
+
+
+def measure_matrix(A, threads, repeats=5, min_seconds=0.3, kernels=None):
+    """Record of one matrix: features, profile, per-kernel median seconds and setup.
+
+    threads: the thread count for matrices of at least SMALL_NNZ nonzeros.
+    Kernels that cannot represent A are left out; a kernel that raises
+    otherwise is recorded in ``errors`` and the others go on.
+    """
+    from .analysis import analyze
+    csr = as_canonical_csr(A)
+    t = 1 if csr.nnz < SMALL_NNZ else threads
+    res = analyze(A, threads=t, profile=csr.nnz > 0)
+    x = np.random.default_rng(0).uniform(-1, 1, csr.shape[1])
+    y = np.empty(csr.shape[0])
+    ops, setup, errors = {}, {}, {}
+    for name in kernels or kernel_names():
+        if name == "dense_gemv" and csr.shape[0] * csr.shape[1] > 1 << 22:
+            continue
+        try:
+            op = build(csr, {"kernel": name, "threads": 1 if name == "csr_serial" else t})
+        except KernelUnusable:
+            continue
+        except Exception as exc:            # a failing kernel must not stop the sweep
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        ops[name] = op
+        setup[name] = op.setup_seconds
+    samples = interleaved_samples({k: (lambda op=op: op.matvec(x, out=y)) for k, op in ops.items()},
+                                  repeats=repeats, min_seconds=min_seconds)
+    return {"rows": csr.shape[0], "cols": csr.shape[1], "nnz": csr.nnz, "threads": t,
+            "features": {k: float(v) for k, v in res.features.items()},
+            "profile": res.profile, "scores": res.scores, "rule": res.recommended,
+            "times": {k: float(np.median(v)) for k, v in samples.items()},
+            "setup": setup, "errors": errors}
+
+
+class ResultsStore:
+    """SQLite store of per-matrix records: ``done(name)``, ``put``, ``records()``."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._con() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS results (matrix TEXT PRIMARY KEY, "
+                        "family TEXT, record TEXT NOT NULL, created REAL NOT NULL)")
+
+    def _con(self):
+        con = sqlite3.connect(self.path, timeout=30)
+        con.execute("PRAGMA journal_mode=WAL")
+        return con
+
+    def done(self, matrix):
+        with self._con() as con:
+            return con.execute("SELECT 1 FROM results WHERE matrix = ?", (matrix,)).fetchone() is not None
+
+    def put(self, matrix, family, record):
+        with self._con() as con:
+            con.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
+                        (matrix, family, json.dumps(record), time.time()))
+
+    def records(self):
+        """[(matrix, family, record)] in insertion order."""
+        with self._con() as con:
+            rows = con.execute("SELECT matrix, family, record FROM results ORDER BY created").fetchall()
+        return [(m, f, json.loads(r)) for m, f, r in rows]
+
+
+def sweep(items, store, threads, progress=None, max_nnz=None):
+    """Measure each (name, family, builder) not yet in ``store``.
+
+    builder() returns a matrix or raises (the reason is recorded, the sweep goes
+    on).  Returns (measured, skipped, failed) counts."""
+    measured = skipped = failed = 0
+    items = list(items)
+    for i, (name, family, builder) in enumerate(items, 1):
+        if store.done(name):
+            skipped += 1
+            continue
+        t0 = time.perf_counter()
+        try:
+            A = builder()
+            if max_nnz is not None and A.nnz > max_nnz:
+                raise ValueError(f"{A.nnz} nonzeros > --max-nnz {max_nnz}")
+            record = measure_matrix(A, threads)
+        except (ValueError, MemoryError, OSError) as exc:
+            store.put(name, family, {"error": f"{type(exc).__name__}: {exc}"})
+            failed += 1
+            continue
+        store.put(name, family, record)
+        measured += 1
+        if progress:
+            progress(i, len(items), name, record, time.perf_counter() - t0)
+    return measured, skipped, failed
