@@ -65,6 +65,12 @@ def cross_validation(records):
             est = make_estimator(kind).fit(Xp[tr], yp[tr])
             regs += [regret(tp[i], k) for i, k in zip(te, est.predict(Xp[te]))]
         out[label] = summarize(label, regs)
+    from sklearn.model_selection import KFold
+    regs = []
+    for tr, te in KFold(5, shuffle=True, random_state=0).split(X):
+        est = make_estimator("forest").fit(X[tr], y[tr])
+        regs += [regret(times[i], k) for i, k in zip(te, est.predict(X[te]))]
+    out["forest, random folds"] = summarize("random forest, random folds (seen families)", regs)
     regs = [regret(t, "csr_balanced") for t in times]
     out["always csr_balanced"] = summarize("always csr_balanced", regs)
     regs = []
@@ -73,7 +79,10 @@ def cross_validation(records):
         regs += [regret(times[i], best) for i in te]
     out["always the single best kernel"] = summarize("always the single best (train folds)", regs)
     regs = [regret(rec["times"], rec["rule"]) for _, _, rec in kept]
-    out["bottleneck rule"] = summarize("bottleneck rule (analysis)", regs)
+    out["bottleneck rule"] = summarize("bottleneck rule (with profile)", regs)
+    if all("rule_features" in rec for _, _, rec in kept):
+        regs = [regret(rec["times"], rec["rule_features"]) for _, _, rec in kept]
+        out["bottleneck rule (features)"] = summarize("bottleneck rule (features only)", regs)
     return out
 
 

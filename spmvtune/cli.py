@@ -254,7 +254,8 @@ def cache_clear():
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Model file to write (default: the user model select_kernel reads).")
+              help="Model file to write (default: the user model select_kernel's "
+                   "features mode reads).")
 @click.option("--store", type=click.Path(dir_okay=False), default=None,
               help="Results store (SQLite; default: training.sqlite in the cache directory). "
                    "A rerun with the same store skips the matrices already measured.")
@@ -270,7 +271,7 @@ def train(paths, out, store, threads, generated, kind, max_nnz):
     families add about a hundred matrices of every bottleneck class.  Each
     matrix is measured once and stored; interrupting loses at most the matrix
     in progress.  The fitted model is written as JSON (no pickle) and used by
-    select_kernel from then on.
+    select_kernel(mode="features") from then on.
     """
     from . import load
     from .machine import cache_dir
@@ -293,8 +294,10 @@ def train(paths, out, store, threads, generated, kind, max_nnz):
                    f"{seconds:.1f}s", err=True)
     measured, skipped, failed = sweep(items, db, threads, progress, max_nnz)
     click.echo(f"measured {measured}, already in the store {skipped}, failed {failed}", err=True)
-    model = fit_model(db.records(), kernel_names(), kind=kind)
+    records = db.records()
+    model = fit_model(records, kernel_names(), kind=kind)
     path = Path(out) if out else user_model_path()
     model.save(path)
     click.echo(f"model ({kind}, {model.doc['trained_on']} matrices, classes "
                f"{', '.join(model.classes)}) written to {path}")
+

@@ -172,6 +172,7 @@ def load_model(path):
 
 
 def user_model_path():
+    """Where ``spmvtune train`` writes this machine's model."""
     from .machine import cache_dir
     return cache_dir() / "model.json"
 

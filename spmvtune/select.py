@@ -1,17 +1,21 @@
 """``select_kernel``: choose a kernel of the pool for a matrix and prepare it.
 
-Modes (how the choice is made; each costs more and knows more):
+Modes (how the choice is made):
 
+- ``"profile"``: the bottleneck rule of :mod:`spmvtune.analysis` on the
+  micro-profiler's measurements (~25 baseline products).  In cross-validation
+  grouped by matrix family it had the lowest regret of every selector tried
+  (benchmarks/selection_eval.py), so it is the default.
+- ``"auto"`` (default): ``"profile"``; when no bottleneck class scores at
+  least ``CONFIDENT``, the recommendation is timed against the baseline and
+  the faster kept.  Below ``PROFILE_MIN_CALLS`` expected calls the profile
+  cannot pay for itself and the baseline is used.
 - ``"features"``: the trained model (:mod:`spmvtune.model`: the user's from
-  ``spmvtune train``, else the one shipped) on structural features (one pass,
-  about 1-4 baseline products on large matrices); without a model, the
-  bottleneck rule of :mod:`spmvtune.analysis`.
-- ``"profile"``: the bottleneck rule with the micro-profiler's measured
-  evidence (~25 products).
+  ``spmvtune train``, else the one shipped) on structural features only (one
+  pass, about 1-4 products).  Good on matrices like those it was trained on
+  (train it on your own collection); on unseen families it did no better than
+  the baseline.  Without a model: the bottleneck rule on features.
 - ``"exhaustive"``: prepare and time every usable kernel; pick the fastest.
-- ``"auto"`` (default): ``"features"``; when the model is unsure (top
-  probability below ``CONFIDENT``), its top candidates and the baseline are
-  timed briefly and the fastest kept.
 
 ``expected_calls`` bounds what selection may spend: below ``MIN_CALLS`` nothing
 is analysed, and a kernel whose estimated setup the calls cannot repay is
@@ -38,9 +42,11 @@ MIN_CALLS = 10
 SETUP_PRODUCTS = {"bcsr": 300, "bcsr_vi": 300, "csr_delta": 80, "csr_delta_vi": 80,
                   "csr_vi": 30, "csr_vi_prefetch": 30, "csr_colblock": 50,
                   "csr_colblock_prefetch": 50, "csr_sym": 50, "dense_gemv": 50}
-#: In "auto", a model prediction below this probability (or, without a model,
-#: a strongest class score below it) is checked by timing.
+#: In "auto", a strongest class score below this is checked by timing; in
+#: "features", so is a model prediction below this probability.
 CONFIDENT = 0.6
+#: "auto" profiles only when at least this many calls are expected.
+PROFILE_MIN_CALLS = 100
 #: Candidates timed when unsure: the model's top ones plus the baseline.
 TOP_CANDIDATES = 2
 
@@ -130,14 +136,16 @@ def _decide(A, csr, threads, mode, expected_calls, cache):
             hit["source"] = "cache"
             return _afford(hit, csr, threads, expected_calls)
     from .model import current_model
-    model = current_model() if mode in ("auto", "features") else None
+    model = current_model() if mode == "features" else None
     if mode == "exhaustive":
         decision = _exhaustive(csr, threads)
     elif model is not None:
         decision = _by_model(A, csr, threads, mode, model)
+    elif mode == "auto" and expected_calls is not None and expected_calls < PROFILE_MIN_CALLS:
+        return _baseline(csr, threads, f"auto: {expected_calls} calls cannot repay a profile")
     else:
         from .analysis import analyze
-        res = analyze(A, threads=threads, profile=(mode == "profile"))
+        res = analyze(A, threads=threads, profile=(mode != "features"))
         decision = {"kernel": res.recommended, "threads": res.recommended_threads,
                     "options": {}, "bottlenecks": list(res.bottlenecks),
                     "predicted_speedup": res.expected_speedup, "source": f"{mode} (rule)"}
@@ -162,29 +170,21 @@ def _afford(decision, csr, threads, expected_calls):
     return decision
 
 
-def _time_op(op, x, y, repeats=5):
-    op.matvec(x, out=y)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        op.matvec(x, out=y)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def _candidates_timed(csr, names, threads):
-    """{name: (median seconds, threads)} for the usable kernels among ``names``."""
+    """{name: (median seconds, threads)} for the usable kernels among ``names``,
+    timed side by side (interleaved batches, see :mod:`spmvtune.timing`)."""
+    from .timing import interleaved_medians
     x = np.ones(csr.shape[1])
     y = np.empty(csr.shape[0])
-    out = {}
+    ops = {}
     for name in names:
-        t = 1 if name == "csr_serial" else threads
         try:
-            op = build(csr, {"kernel": name, "threads": t})
+            ops[name] = build(csr, {"kernel": name, "threads": 1 if name == "csr_serial" else threads})
         except KernelUnusable:
             continue
-        out[name] = (_time_op(op, x, y), t)
-    return out
+    med = interleaved_medians({k: (lambda op=op: op.matvec(x, out=y)) for k, op in ops.items()},
+                              repeats=5)
+    return {k: (med[k], ops[k].threads) for k in ops}
 
 
 def _exhaustive(csr, threads):
@@ -197,7 +197,7 @@ def _exhaustive(csr, threads):
 
 
 def _by_model(A, csr, threads, mode, model):
-    """The model's choice; in "auto", its top candidates timed when it is unsure."""
+    """The model's choice; its top candidates timed when it is unsure."""
     from .bottleneck import holding, scores_from_features
     from .features import structural_features
     from .machine import machine_profile
@@ -210,7 +210,7 @@ def _by_model(A, csr, threads, mode, model):
                 "bottlenecks": list(holding(scores_from_features(f, t))),
                 "predicted_speedup": model.class_speedup.get(kernel, 1.0),
                 "source": f"{mode} (model, p={prob:.2f})"}
-    if mode == "auto" and prob < CONFIDENT:
+    if prob < CONFIDENT:
         decision = _check_by_timing(csr, [k for k, _ in ranked[:TOP_CANDIDATES]], decision, t)
     return decision
 
@@ -222,12 +222,12 @@ def _check_by_timing(csr, candidates, decision, threads):
     base = timed[BASELINE][0]
     best = min(timed, key=lambda k: timed[k][0])
     if best == BASELINE:
-        out = _baseline(csr, threads, "auto: candidates timed, baseline fastest")
+        out = _baseline(csr, threads, f"{decision['source']}; timed: baseline fastest")
         out["threads"] = t
         out["bottlenecks"] = decision["bottlenecks"]
         return out
     return dict(decision, kernel=best, threads=timed[best][1],
-                predicted_speedup=base / timed[best][0], source="auto (timed)")
+                predicted_speedup=base / timed[best][0], source=f"{decision['source']}; timed")
 
 
 def _break_even(op, decision, csr, threads):

@@ -6,25 +6,38 @@ import time
 import numpy as np
 
 
+#: A sample of a fast call is a batch of calls lasting at least this long, so
+#: that microsecond products are not measured at the timer's resolution.
+MIN_SAMPLE_SECONDS = 2e-4
+
+
 def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_rounds=1000):
     """Seconds per call of each zero-argument callable, as lists of samples.
 
-    contestants: dict name -> callable.  Each is called ``warmup`` times, then
-    the contestants take turns, one call each, for at least ``repeats``
-    rounds and at least ``min_seconds`` of wall time (at most ``max_rounds``),
-    so that a noisy period on a shared machine is diluted over many rounds.
+    contestants: dict name -> callable.  Each is called ``warmup`` times and
+    given a batch size (calls per sample, so a sample lasts at least
+    ``MIN_SAMPLE_SECONDS``), then the contestants take turns, one sample each,
+    for at least ``repeats`` rounds and at least ``min_seconds`` of wall time
+    (at most ``max_rounds``), so that a noisy period on a shared machine is
+    diluted over many rounds.
     """
-    for fn in contestants.values():
+    batch = {}
+    for name, fn in contestants.items():
         for _ in range(warmup):
             fn()
+        t0 = time.perf_counter()
+        fn()
+        batch[name] = max(1, int(MIN_SAMPLE_SECONDS / max(time.perf_counter() - t0, 1e-9)))
     samples = {name: [] for name in contestants}
     start = time.perf_counter()
     rounds = 0
     while rounds < max_rounds and (rounds < repeats or time.perf_counter() - start < min_seconds):
         for name, fn in contestants.items():
+            n = batch[name]
             t0 = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - t0)
+            for _ in range(n):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / n)
         rounds += 1
     return samples
 

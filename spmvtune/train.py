@@ -25,50 +25,73 @@ from .timing import interleaved_samples
 from .validate import as_canonical_csr
 
 
-def generated_matrices(scale=1.0):
-    """Yield (name, family, builder) over parameter sweeps of every family:
-    over a hundred matrices from a few thousand to ~25 million nonzeros, so every
-    bottleneck class appears both in and out of cache.  ``scale`` multiplies
-    the sizes (tests use a small scale)."""
+def generated_matrices(scale=1.0, seeds=(0, 1, 2)):
+    """Every matrix of :func:`_grid`, and for the random families up to 200k
+    nonzeros also other random draws (``seeds``): several hundred matrices."""
+    for name, family, build, small in _grid(scale):
+        yield name, family, (lambda b=build: b(seeds[0]))
+        if small:
+            for seed in seeds[1:]:
+                yield f"{name}_s{seed}", family, (lambda b=build, sd=seed: b(sd))
+
+
+def _grid(scale=1.0):
+    """(name, family, build(seed), small) over parameter sweeps of every family,
+    from a few thousand to ~25 million nonzeros, so every bottleneck class
+    appears both in and out of cache.  ``small``: worth several random draws.
+    ``scale`` multiplies the sizes (tests use a small scale)."""
     def s(v):
         return max(int(v * scale), 8)
     sizes = (3_000, 12_000, 50_000, 200_000, 800_000, 3_000_000)
     for n in (12, 18, 26, 40, 60, 85, 110):
-        yield f"stencil27_{n}", "stencil", lambda n=n: generate.stencil3d(max(int(n * scale ** (1 / 3)), 3))
+        yield (f"stencil27_{n}", "stencil",
+               lambda seed, n=n: generate.stencil3d(max(int(n * scale ** (1 / 3)), 3)), False)
     for n in (20, 50, 120, 300, 700, 1500):
-        yield f"laplace2d_{n}", "laplace", lambda n=n: generate.laplacian_2d(s(n))
+        yield f"laplace2d_{n}", "laplace", lambda seed, n=n: generate.laplacian_2d(s(n)), False
     for nb in (500, 3_000, 15_000, 60_000, 200_000, 500_000):
         for bpr, spread in ((4, 10), (10, 50), (20, 1000)):
             if nb * bpr * 9 <= 25_000_000:
                 yield (f"fem_{nb}_{bpr}_{spread}", "fem",
-                       lambda nb=nb, b=bpr, sp=spread: generate.fem_blocks(s(nb), b, spread=sp))
+                       lambda seed, nb=nb, b=bpr, sp=spread: generate.fem_blocks(s(nb), b, spread=sp,
+                                                                                 seed=seed),
+                       nb * bpr * 9 <= 200_000)
     for n in sizes:
         for per in (2, 5, 12, 30):
             if n * per <= 25_000_000:
                 yield (f"scatter_{n}_{per}", "scatter",
-                       lambda n=n, per=per: generate.random_scatter(s(n), per, seed=per))
+                       lambda seed, n=n, per=per: generate.random_scatter(s(n), per, seed=per + seed),
+                       n * per <= 200_000)
     for n in sizes[:5]:
         for exp in (1.05, 1.3, 1.8, 2.5):
             yield (f"powerlaw_{n}_{exp}", "powerlaw",
-                   lambda n=n, e=exp: generate.power_law(s(n), 8, exponent=e, seed=int(10 * e)))
+                   lambda seed, n=n, e=exp: generate.power_law(s(n), 8, exponent=e,
+                                                               seed=int(10 * e) + seed),
+                   n * 8 <= 200_000)
     for n in (20_000, 100_000, 500_000, 2_000_000, 8_000_000):
         for loc in (None, 30, 3000):
             yield (f"short_{n}_{loc}", "short",
-                   lambda n=n, loc=loc: generate.short_rows(s(n), locality=loc))
+                   lambda seed, n=n, loc=loc: generate.short_rows(s(n), seed=seed, locality=loc),
+                   n <= 100_000)
     for m, n in ((2_000, 50_000), (10_000, 300_000), (50_000, 1_000_000), (150_000, 3_000_000)):
         for per in (10, 40):
             yield (f"widelp_{m}_{n}_{per}", "widelp",
-                   lambda m=m, n=n, per=per: generate.wide_lp(s(m), s(n), per))
+                   lambda seed, m=m, n=n, per=per: generate.wide_lp(s(m), s(n), per, seed=seed),
+                   m * per <= 200_000)
     for n in sizes:
         for hb in (1, 4, 15):
             if n * (2 * hb + 1) <= 25_000_000:
-                yield f"banded_{n}_{hb}", "banded", lambda n=n, hb=hb: generate.banded(s(n), hb)
+                yield (f"banded_{n}_{hb}", "banded",
+                       lambda seed, n=n, hb=hb: generate.banded(s(n), hb, seed=seed),
+                       n * (2 * hb + 1) <= 200_000)
     for n in sizes[:5]:
         for per in (2, 6):
             yield (f"symscatter_{n}_{per}", "symscatter",
-                   lambda n=n, per=per: generate.symmetric(generate.random_scatter(s(n), per)))
+                   lambda seed, n=n, per=per: generate.symmetric(generate.random_scatter(s(n), per,
+                                                                                         seed=seed)),
+                   n * per <= 200_000)
     for n in (300, 1_000, 2_000):
-        yield f"dense_{n}", "dense", lambda n=n: generate.random_scatter(s(n), max(s(n) // 3, 1))
+        yield (f"dense_{n}", "dense",
+               lambda seed, n=n: generate.random_scatter(s(n), max(s(n) // 3, 1), seed=seed), True)
 
 
 def measure_matrix(A, threads, repeats=5, min_seconds=0.3, kernels=None):
@@ -82,6 +105,7 @@ def measure_matrix(A, threads, repeats=5, min_seconds=0.3, kernels=None):
     csr = as_canonical_csr(A)
     t = 1 if csr.nnz < SMALL_NNZ else threads
     res = analyze(A, threads=t, profile=csr.nnz > 0)
+    rule_features = analyze(A, threads=t, profile=False).recommended
     x = np.random.default_rng(0).uniform(-1, 1, csr.shape[1])
     y = np.empty(csr.shape[0])
     ops, setup, errors = {}, {}, {}
@@ -102,6 +126,7 @@ def measure_matrix(A, threads, repeats=5, min_seconds=0.3, kernels=None):
     return {"rows": csr.shape[0], "cols": csr.shape[1], "nnz": csr.nnz, "threads": t,
             "features": {k: float(v) for k, v in res.features.items()},
             "profile": res.profile, "scores": res.scores, "rule": res.recommended,
+            "rule_features": rule_features,
             "times": {k: float(np.median(v)) for k, v in samples.items()},
             "setup": setup, "errors": errors}
 

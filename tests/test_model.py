@@ -127,3 +127,15 @@ def test_train_cli(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "failed 1" in r.output and out.exists()
     assert TreeModel(json.loads(out.read_text())).classes
+
+
+def test_rule_with_profile_is_the_default(records, tmp_path, monkeypatch):
+    """auto/profile use the bottleneck rule (the cross-validation winner), not the model."""
+    monkeypatch.setenv("SPMVTUNE_CACHE_DIR", str(tmp_path))
+    fit_model(records, ORDER, kind="tree").save(model_mod.user_model_path())
+    A = family_matrix("power_law")
+    for mode in ("auto", "profile"):
+        op = spmvtune.select_kernel(A, mode=mode, threads=2, cache=False)
+        assert "rule" in op.selection_source or "timed" in op.selection_source
+    op = spmvtune.select_kernel(A, mode="features", threads=2, cache=False)
+    assert "model" in op.selection_source or "timed" in op.selection_source
