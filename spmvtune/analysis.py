@@ -9,8 +9,7 @@ from .bottleneck import holding, scores_from_features, scores_from_profile
 from .features import structural_features
 from .validate import as_canonical_csr, check_threads
 
-#: Below this many nonzeros a threaded launch costs about as much as the product.
-SMALL_NNZ = 20_000
+from .select import SMALL_NNZ  # noqa: E402  (one thread below it)
 
 
 @dataclass

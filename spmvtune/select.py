@@ -32,9 +32,10 @@ from .validate import as_canonical_csr, check_threads
 
 MODES = ("auto", "features", "profile", "exhaustive")
 BASELINE = "csr_balanced"
-#: Below this many nonzeros one thread wins: a parallel launch costs about as
-#: much as the whole product (measured on the project machine).
-SMALL_NNZ = 20_000
+#: Below this many nonzeros one thread wins: the thread launch (~3 us) costs
+#: more than the second thread saves (on the held-out real matrices of
+#: benchmarks/selection_eval.py one thread was fastest up to ~95,000).
+SMALL_NNZ = 100_000
 #: With fewer expected calls than this, selection is skipped.
 MIN_CALLS = 10
 #: Conversion cost of each kernel in baseline products, from the setup times of
