@@ -57,6 +57,7 @@ def cross_validation(records):
     out = {}
     for label, kind, use_profile in (("decision tree (features)", "tree", False),
                                      ("random forest (features)", "forest", False),
+                                     ("gradient boosting (features)", "boosting", False),
                                      ("random forest (features + profile)", "forest", True)):
         Xp, yp, gp, keptp = dataset(records, ORDER, use_profile) if use_profile else (X, y, groups, kept)
         tp = [rec["times"] for _, _, rec in keptp]

@@ -62,13 +62,17 @@ def matrix_files(paths):
               help="Timed runs per contestant (median reported), after 2 warm-up runs.")
 @click.option("--mkl/--no-mkl", default=True, show_default=True,
               help="Include Intel MKL (plain CSR and Inspector-Executor) when installed.")
+@click.option("--no-cache", is_flag=True,
+              help="Select afresh instead of reading select_kernel's tuning cache.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
-def bench(paths, threads, kernel_list, repeats, mkl, as_json):
+def bench(paths, threads, kernel_list, repeats, mkl, no_cache, as_json):
     """Time every kernel of the pool on matrix files and directories.
 
     Each kernel's result is checked against SciPy before it is timed; a file
     that cannot be read or a kernel that fails is reported and the sweep goes
-    on.  GFLOP/s = 2 nnz / median time.  Exit status 1 if anything failed.
+    on.  "selected" is what select_kernel(A) picks (with its selection and
+    setup seconds).  GFLOP/s = 2 nnz / median time.  Exit status 1 if
+    anything failed.
     """
     from . import load, select_kernel
     from .pool import KernelUnusable, kernel_names
@@ -106,6 +110,11 @@ def bench(paths, threads, kernel_list, repeats, mkl, as_json):
         y = np.empty(A.shape[0])
         ref = A @ x
         contestants, errors = {"scipy": lambda: A @ x}, {}
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sel = select_kernel(A, threads=threads, cache=not no_cache)
+        contestants["selected"] = lambda: sel.matvec(x, out=y)
         if mkl_ok and max(A.shape) < 2**31:
             for label, opt in (("mkl_csr", False), ("mkl_ie", True)):
                 m = MKLMatrix(A, threads, optimize=opt)
@@ -126,7 +135,10 @@ def bench(paths, threads, kernel_list, repeats, mkl, as_json):
         med = interleaved_medians(contestants, repeats=repeats)
         row = {"matrix": str(path), "rows": A.shape[0], "cols": A.shape[1], "nnz": int(A.nnz),
                "threads": threads, "gflops": {k: gflops(A.nnz, t) for k, t in med.items()},
-               "seconds": med, "kernel_errors": errors}
+               "seconds": med, "kernel_errors": errors,
+               "selected": {"kernel": sel.kernel, "threads": sel.threads,
+                            "selection_seconds": sel.selection_seconds,
+                            "setup_seconds": sel.setup_seconds, "source": sel.selection_source}}
         failures += bool(errors)
         results.append(row)
         if not as_json:
@@ -138,7 +150,7 @@ def bench(paths, threads, kernel_list, repeats, mkl, as_json):
 
 def _print_row(row):
     g = row["gflops"]
-    ours = {k: v for k, v in g.items() if k not in ("scipy", "mkl_csr", "mkl_ie")}
+    ours = {k: v for k, v in g.items() if k not in ("scipy", "mkl_csr", "mkl_ie", "selected")}
     best = max(ours, key=ours.get) if ours else None
     click.echo(f"  {row['rows']} x {row['cols']}, nnz {row['nnz']}, {row['threads']} threads; GFLOP/s:")
     for k, v in sorted(g.items(), key=lambda kv: -kv[1]):
@@ -147,6 +159,9 @@ def _print_row(row):
     if best:
         click.echo(f"  best/scipy {ours[best] / g['scipy']:.2f}x"
                    + (f", best/MKL IE {ours[best] / g['mkl_ie']:.2f}x" if "mkl_ie" in g else ""))
+    sel = row["selected"]
+    click.echo(f"  selected: {sel['kernel']} on {sel['threads']} thread(s) ({sel['source']}; "
+               f"selection {sel['selection_seconds'] * 1e3:.1f} ms, setup {sel['setup_seconds'] * 1e3:.1f} ms)")
     for k, e in row["kernel_errors"].items():
         click.echo(f"  kernel {k} FAILED: {e}")
 

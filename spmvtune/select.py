@@ -88,7 +88,9 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
         decision = _decide(A, csr, threads, mode, expected_calls, cache)
     selection = time.perf_counter() - t0
     try:
-        op = build(csr, decision, wide_indices)
+        # an operator prepared while timing candidates is kept, not rebuilt
+        op = decision.get("op") if not wide_indices else None
+        op = op or build(csr, decision, wide_indices)
     except KernelUnusable:
         if decision["source"] == "forced":
             raise
@@ -153,7 +155,7 @@ def _decide(A, csr, threads, mode, expected_calls, cache):
         if mode == "auto" and max(res.scores.values()) < CONFIDENT and res.recommended != BASELINE:
             decision = _check_by_timing(csr, [decision["kernel"]], decision, threads)
     if store is not None:
-        store.put(key, {k: v for k, v in decision.items() if k != "source"})
+        store.put(key, {k: v for k, v in decision.items() if k not in ("source", "op")})
     return _afford(decision, csr, threads, expected_calls)
 
 
@@ -172,8 +174,8 @@ def _afford(decision, csr, threads, expected_calls):
 
 
 def _candidates_timed(csr, names, threads):
-    """{name: (median seconds, threads)} for the usable kernels among ``names``,
-    timed side by side (interleaved batches, see :mod:`spmvtune.timing`)."""
+    """{name: (median seconds, threads, operator)} for the usable kernels among
+    ``names``, timed side by side (interleaved batches, see :mod:`spmvtune.timing`)."""
     from .timing import interleaved_medians
     x = np.ones(csr.shape[1])
     y = np.empty(csr.shape[0])
@@ -185,7 +187,7 @@ def _candidates_timed(csr, names, threads):
             continue
     med = interleaved_medians({k: (lambda op=op: op.matvec(x, out=y)) for k, op in ops.items()},
                               repeats=5)
-    return {k: (med[k], ops[k].threads) for k in ops}
+    return {k: (med[k], ops[k].threads, ops[k]) for k in ops}
 
 
 def _exhaustive(csr, threads):
@@ -227,7 +229,7 @@ def _check_by_timing(csr, candidates, decision, threads):
         out["threads"] = t
         out["bottlenecks"] = decision["bottlenecks"]
         return out
-    return dict(decision, kernel=best, threads=timed[best][1],
+    return dict(decision, kernel=best, threads=timed[best][1], op=timed[best][2],
                 predicted_speedup=base / timed[best][0], source=f"{decision['source']}; timed")
 
 
