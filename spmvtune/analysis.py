@@ -7,9 +7,8 @@ from dataclasses import asdict, dataclass
 
 from .bottleneck import holding, scores_from_features, scores_from_profile
 from .features import structural_features
+from .select import SMALL_NNZ
 from .validate import as_canonical_csr, check_threads
-
-from .select import SMALL_NNZ  # noqa: E402  (one thread below it)
 
 
 @dataclass

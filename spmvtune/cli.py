@@ -1,6 +1,7 @@
 """The ``spmvtune`` command line: one subcommand per capability, ``--json`` for machines."""
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -110,7 +111,6 @@ def bench(paths, threads, kernel_list, repeats, mkl, no_cache, as_json):
         y = np.empty(A.shape[0])
         ref = A @ x
         contestants, errors = {"scipy": lambda: A @ x}, {}
-        import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sel = select_kernel(A, threads=threads, cache=not no_cache)

@@ -135,13 +135,13 @@ def _row_pass(indptr, indices, data, n_rows, rows, runs, span, new_lines, dom, w
         prev_line = -1
         fresh = 0
         for k in range(k0, k1):
-            line = indices[k] // 8
+            line = indices[k] // LINE
             if line == prev_line:
                 continue
             prev_line = line
-            while q < p1 and indices[q] // 8 < line:
+            while q < p1 and indices[q] // LINE < line:
                 q += 1
-            if not (q < p1 and indices[q] // 8 == line):
+            if not (q < p1 and indices[q] // LINE == line):
                 fresh += 1
         new_lines[t] = fresh
 
