@@ -51,14 +51,14 @@ def analyze(A, *, threads=None, profile=True, machine=None):
     threads = check_threads(threads)
     machine = machine or machine_profile()
     csr = as_canonical_csr(A)
-    f = structural_features(A, caches=machine.caches, threads=threads)
+    f = structural_features(csr, caches=machine.caches, threads=threads)
     bw = machine.bandwidth(threads)
     bytes_moved = f["working_set_bytes"]
-    t_est = max(bytes_moved / (bw * 1e9), 2 * max(csr.nnz, 1) / (machine.incache_rate(threads) * 1e9))
+    t_est = machine.product_seconds(csr.nnz, *csr.shape, threads)
     prof = None
     if profile and csr.nnz:
         from .profile import micro_profile
-        prof = micro_profile(A, threads=threads, machine=machine)
+        prof = micro_profile(csr, threads=threads, machine=machine)
         scores = scores_from_profile(prof.to_dict(), f)
         t_base = prof.t_base
     else:

@@ -43,6 +43,14 @@ class MachineProfile:
     def incache_rate(self, threads):
         return _closest(self.incache_csr_gflops, threads)
 
+    def product_seconds(self, nnz, rows, cols, threads):
+        """Estimated seconds of one baseline CSR product: the slower of streaming
+        its bytes (12 nnz + 4 (rows + 1) + 8 (rows + cols)) at the read bandwidth
+        and computing 2 nnz flops at the in-cache rate."""
+        nbytes = 12.0 * nnz + 4.0 * (rows + 1) + 8.0 * (rows + cols)
+        return max(nbytes / (self.bandwidth(threads) * 1e9),
+                   2.0 * max(nnz, 1) / (self.incache_rate(threads) * 1e9))
+
     def to_dict(self):
         return asdict(self)
 

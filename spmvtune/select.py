@@ -85,7 +85,7 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
     else:
         if options:
             raise ValueError("options apply to a forced kernel; pass kernel= too")
-        decision = _decide(A, csr, threads, mode, expected_calls, cache)
+        decision = _decide(csr, threads, mode, expected_calls, cache)
     selection = time.perf_counter() - t0
     try:
         # an operator prepared while timing candidates is kept, not rebuilt
@@ -127,7 +127,7 @@ def _baseline(csr, threads, source):
             "options": {}, "bottlenecks": [], "predicted_speedup": 1.0, "source": source}
 
 
-def _decide(A, csr, threads, mode, expected_calls, cache):
+def _decide(csr, threads, mode, expected_calls, cache):
     if expected_calls is not None and expected_calls < MIN_CALLS:
         return _baseline(csr, threads, f"expected_calls < {MIN_CALLS}: no selection")
     store = key = None
@@ -143,12 +143,12 @@ def _decide(A, csr, threads, mode, expected_calls, cache):
     if mode == "exhaustive":
         decision = _exhaustive(csr, threads)
     elif model is not None:
-        decision = _by_model(A, csr, threads, mode, model)
+        decision = _by_model(csr, threads, mode, model)
     elif mode == "auto" and expected_calls is not None and expected_calls < PROFILE_MIN_CALLS:
         return _baseline(csr, threads, f"auto: {expected_calls} calls cannot repay a profile")
     else:
         from .analysis import analyze
-        res = analyze(A, threads=threads, profile=(mode != "features"))
+        res = analyze(csr, threads=threads, profile=(mode != "features"))
         decision = {"kernel": res.recommended, "threads": res.recommended_threads,
                     "options": {}, "bottlenecks": list(res.bottlenecks),
                     "predicted_speedup": res.expected_speedup, "source": f"{mode} (rule)"}
@@ -199,14 +199,14 @@ def _exhaustive(csr, threads):
             "predicted_speedup": base / timed[best][0], "source": "exhaustive"}
 
 
-def _by_model(A, csr, threads, mode, model):
+def _by_model(csr, threads, mode, model):
     """The model's choice; its top candidates timed when it is unsure."""
     from .bottleneck import holding, scores_from_features
     from .features import structural_features
     from .machine import machine_profile
     from .model import feature_vector
     t = 1 if csr.nnz < SMALL_NNZ else threads
-    f = structural_features(A, caches=machine_profile().caches, threads=t)
+    f = structural_features(csr, caches=machine_profile().caches, threads=t)
     ranked = model.ranked(feature_vector(f, t, names=model.features))
     kernel, prob = ranked[0]
     decision = {"kernel": kernel, "threads": 1 if kernel == "csr_serial" else t, "options": {},
@@ -239,9 +239,6 @@ def _break_even(op, decision, csr, threads):
     if not gain or gain <= 1.0:
         return float("inf") if decision["kernel"] != BASELINE else 0.0
     from .machine import machine_profile
-    prof = machine_profile()
-    ws = 12.0 * csr.nnz + 4.0 * (csr.shape[0] + 1) + 8.0 * sum(csr.shape)
-    t_base = max(ws / (prof.bandwidth(op.threads) * 1e9),
-                 2.0 * max(csr.nnz, 1) / (prof.incache_rate(op.threads) * 1e9))
+    t_base = machine_profile().product_seconds(csr.nnz, *csr.shape, op.threads)
     saving = t_base * (1.0 - 1.0 / gain)
     return (op.selection_seconds + op.setup_seconds) / saving

@@ -28,11 +28,11 @@ from .validate import as_canonical_csr
 def generated_matrices(scale=1.0, seeds=(0, 1, 2)):
     """Every matrix of :func:`_grid`, and for the random families up to 200k
     nonzeros also other random draws (``seeds``): several hundred matrices."""
-    for name, family, build, small in _grid(scale):
-        yield name, family, (lambda b=build: b(seeds[0]))
+    for name, family, make, small in _grid(scale):
+        yield name, family, (lambda m=make: m(seeds[0]))
         if small:
             for seed in seeds[1:]:
-                yield f"{name}_s{seed}", family, (lambda b=build, sd=seed: b(sd))
+                yield f"{name}_s{seed}", family, (lambda m=make, sd=seed: m(sd))
 
 
 def _grid(scale=1.0):
@@ -104,8 +104,8 @@ def measure_matrix(A, threads, repeats=5, min_seconds=0.3, kernels=None):
     from .analysis import analyze
     csr = as_canonical_csr(A)
     t = 1 if csr.nnz < SMALL_NNZ else threads
-    res = analyze(A, threads=t, profile=csr.nnz > 0)
-    rule_features = analyze(A, threads=t, profile=False).recommended
+    res = analyze(csr, threads=t, profile=csr.nnz > 0)
+    rule_features = analyze(csr, threads=t, profile=False).recommended
     x = np.random.default_rng(0).uniform(-1, 1, csr.shape[1])
     y = np.empty(csr.shape[0])
     ops, setup, errors = {}, {}, {}

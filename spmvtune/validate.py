@@ -9,8 +9,11 @@ def as_canonical_csr(A):
     """A scipy.sparse matrix/array -> :class:`CSR` (float64, sorted, no duplicates).
 
     Never modifies ``A``.  The symmetry recorded by :func:`spmvtune.load`
-    (``A.info.symmetry``) is carried along.
+    (``A.info.symmetry``) is carried along.  A :class:`CSR` is already
+    canonical and is returned as it is, so internal callers convert once.
     """
+    if isinstance(A, CSR):
+        return A
     if not sp.issparse(A):
         raise TypeError(f"expected a scipy.sparse matrix or array, got {type(A).__name__}"
                         " (convert dense arrays with scipy.sparse.csr_array)")

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 import spmvtune
 from spmvtune import model as model_mod
 from spmvtune.cli import main
-from spmvtune.model import (FEATURES, TreeModel, dataset, feature_vector, fit_model, label_of,
+from spmvtune.model import (FEATURES, TreeModel, dataset, fit_model, label_of,
                             load_model)
 from spmvtune.pool import kernel_names
 from spmvtune.train import ResultsStore, generated_matrices, measure_matrix, sweep

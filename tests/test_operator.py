@@ -112,3 +112,10 @@ def test_loaded_symmetry_used_by_symmetric_kernel(tmp_path):
     assert op.info["stored_nnz"] == 3
     x = np.array([1.0, 2.0, 3.0])
     assert_matches(op(x), A, x, "sym")
+
+
+def test_canonical_csr_is_converted_once(A):
+    """select -> analyze -> features/profile hand the converted matrix down."""
+    from spmvtune.validate import as_canonical_csr
+    csr = as_canonical_csr(A)
+    assert as_canonical_csr(csr) is csr
