@@ -11,16 +11,29 @@ import numpy as np
 MIN_SAMPLE_SECONDS = 2e-4
 
 
-def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_rounds=1000):
+#: Intel OpenMP (MKL's threads) spins this long after a call (KMP_BLOCKTIME,
+#: default 200 ms), taking a core from whoever runs next.
+OPENMP_SPIN_SECONDS = 0.2
+
+
+def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_rounds=1000,
+                        settle=None):
     """Seconds per call of each zero-argument callable, as lists of samples.
 
     contestants: dict name -> callable.  Each is called ``warmup`` times and
     given a batch size (calls per sample, so a sample lasts at least
-    ``MIN_SAMPLE_SECONDS``), then the contestants take turns, one sample each,
+    ``MIN_SAMPLE_SECONDS``), then the contestants take turns in an order
+    shuffled every round (so that what ran just before hits all alike), one
+    sample each,
     for at least ``repeats`` rounds and at least ``min_seconds`` of wall time
     (at most ``max_rounds``), so that a noisy period on a shared machine is
-    diluted over many rounds.
+    diluted over many rounds.  Each sample follows one untimed call of the
+    same contestant, so all are timed in their steady state (threads awake).
+    settle: {name: seconds} to sleep after that contestant's sample, so its
+    spinning threads (OpenMP's, see ``OPENMP_SPIN_SECONDS``) have stopped
+    before the next contestant runs.
     """
+    settle = settle or {}
     batch = {}
     for name, fn in contestants.items():
         for _ in range(warmup):
@@ -29,22 +42,27 @@ def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_
         fn()
         batch[name] = max(1, int(MIN_SAMPLE_SECONDS / max(time.perf_counter() - t0, 1e-9)))
     samples = {name: [] for name in contestants}
+    names = list(contestants)
+    order = np.random.default_rng(0)
     start = time.perf_counter()
     rounds = 0
     while rounds < max_rounds and (rounds < repeats or time.perf_counter() - start < min_seconds):
-        for name, fn in contestants.items():
-            n = batch[name]
+        for name in order.permutation(names):
+            fn, n = contestants[name], batch[name]
+            fn()
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
             samples[name].append((time.perf_counter() - t0) / n)
+            if name in settle:
+                time.sleep(settle[name])
         rounds += 1
     return samples
 
 
-def interleaved_medians(contestants, repeats=10, warmup=2, min_seconds=0.0):
+def interleaved_medians(contestants, repeats=10, warmup=2, min_seconds=0.0, settle=None):
     """Median seconds per call of each contestant (see :func:`interleaved_samples`)."""
-    samples = interleaved_samples(contestants, repeats, warmup, min_seconds)
+    samples = interleaved_samples(contestants, repeats, warmup, min_seconds, settle=settle)
     return {name: float(np.median(s)) for name, s in samples.items()}
 
 
