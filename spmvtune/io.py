@@ -89,6 +89,19 @@ def load(path, *, max_bytes=None):
                                   "SuiteSparse .tar.gz or SciPy .npz)")
 
 
+def header_entries(path):
+    """Entries promised by the size line of a Matrix Market file, read without
+    the body (cheap), or None for other file types or an unreadable header."""
+    path = Path(path)
+    if not path.name.lower().endswith((".mtx", ".mtx.gz", ".mtx.bz2", ".mm", ".mm.gz")):
+        return None
+    try:
+        with _open_maybe_compressed(path)() as f:
+            return _read_header(f, str(path)).entries
+    except (MatrixFormatError, EOFError, zlib.error, OSError):
+        return None
+
+
 def _open_maybe_compressed(path):
     name = path.name.lower()
     if name.endswith(".gz"):

@@ -204,7 +204,7 @@ def cache_dir():
     return Path(platformdirs.user_cache_dir("spmvtune"))
 
 
-def _profile_path(threads):
+def profile_path(threads):
     import hashlib
     key = hashlib.sha256(f"{cpu_model()}|{threads}|v{PROFILE_VERSION}".encode()).hexdigest()[:16]
     return cache_dir() / f"machine-{key}.json"
@@ -215,7 +215,7 @@ def machine_profile(threads=None, refresh=False):
     unreadable, or ``refresh=True``."""
     import numba
     threads = numba.config.NUMBA_NUM_THREADS if threads is None else threads
-    path = _profile_path(threads)
+    path = profile_path(threads)
     if not refresh and path.exists():
         try:
             data = json.loads(path.read_text())

@@ -76,7 +76,7 @@ def test_empty_matrix():
 
 def test_machine_cache_survives_corruption(isolated_cache, tmp_path):
     machine_mod.machine_profile(2)
-    path = machine_mod._profile_path(2)
+    path = machine_mod.profile_path(2)
     assert path.exists()
     path.write_text("{not json")
     prof = machine_mod.machine_profile(2)
