@@ -1,14 +1,9 @@
 """The ``spmvtune`` command line: one subcommand per capability, ``--json`` for machines."""
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import click
-import numpy as np
-
-MATRIX_SUFFIXES = (".mtx", ".mtx.gz", ".mtx.bz2", ".tar.gz", ".npz")
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="spmvtune")
@@ -19,7 +14,7 @@ def main():
     spmvtune analyze FILE       why SpMV is slow on a matrix here, and the fix
     spmvtune machine            this machine's bandwidth, caches, in-cache rate
     spmvtune kernels            the kernel pool and what each kernel targets
-    spmvtune bench PATH...      time every kernel against SciPy (and MKL) on files
+    spmvtune bench PATH...      sweep matrices: selected kernel vs SciPy and MKL
     spmvtune train [PATH...]    time the pool on many matrices, fit this machine's selector
     spmvtune cache info|clear   the tuning cache of select_kernel decisions
     """
@@ -43,127 +38,226 @@ def kernels(as_json):
                    + (f" [{opts}]" if opts else ""))
 
 
-def matrix_files(paths):
-    """Files given, and the matrix files under the directories given, sorted."""
-    out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(MATRIX_SUFFIXES))
-        else:
-            out.append(p)
-    return out
-
-
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--suite", "suites", multiple=True, metavar="NAME",
+              help="A bundled generated suite: 'quick' (8 matrices, about a minute) or "
+                   "'large' (6 out-of-cache matrices of 16-30M nonzeros). Repeatable.")
+@click.option("--ssget", "ssget_query", metavar="QUERY",
+              help="Download a SuiteSparse selection with ssgetpy, e.g. 'HB/bcsstk13' or "
+                   "'group=HB,nzbounds=1000:200000,limit=20' (needs the network).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Results directory: results.sqlite (each matrix committed as soon as "
+                   "measured; a rerun skips what is done), results.csv, PNG plots, report.md.")
 @click.option("--threads", type=int, default=None, help="Threads per SpMV (default: all cores).")
+@click.option("--one-thread", is_flag=True, help="Add the selected kernel on 1 thread as a column.")
+@click.option("--all-kernels", is_flag=True,
+              help="Time every kernel of the pool too: the fastest is the oracle, giving "
+                   "selection accuracy and regret (slower).")
 @click.option("--kernel", "kernel_list", multiple=True,
-              help="Only these kernels (repeatable; default: the whole pool).")
+              help="With --all-kernels, only these kernels (repeatable).")
 @click.option("--repeats", type=int, default=10, show_default=True,
-              help="Timed runs per contestant (median reported), after 2 warm-up runs.")
+              help="Timed rounds per contestant (median reported), after 2 warm-up calls.")
 @click.option("--mkl/--no-mkl", default=True, show_default=True,
-              help="Include Intel MKL (plain CSR and Inspector-Executor) when installed.")
+              help="Include Intel MKL (plain CSR and Inspector-Executor) when installed "
+                   "(pip install 'spmvtune[peers]').")
 @click.option("--no-cache", is_flag=True,
               help="Select afresh instead of reading select_kernel's tuning cache.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
-def bench(paths, threads, kernel_list, repeats, mkl, no_cache, as_json):
-    """Time every kernel of the pool on matrix files and directories.
+@click.option("--max-nnz", type=int, default=None, help="Skip (and record) larger matrices.")
+@click.option("--limit", type=int, default=None, help="At most this many matrices.")
+@click.option("--timeout", type=float, default=None,
+              help="Seconds per matrix; measure in a worker process that is killed past it "
+                   "(a crash also costs one matrix, not the sweep).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Measure on a Dask distributed cluster (e.g. tcp://host:8786); matrix "
+                   "files must be readable at the same paths on the workers.")
+@click.option("--retry-failed", is_flag=True, help="Measure again what failed or timed out.")
+@click.option("--json", "as_json", is_flag=True, help="Summary and rows as one JSON document.")
+def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels, kernel_list,
+          repeats, mkl, no_cache, max_nnz, limit, timeout, scheduler, retry_failed, as_json):
+    """Sweep matrices and compare the selected kernel with SciPy and MKL.
 
-    Each kernel's result is checked against SciPy before it is timed; a file
-    that cannot be read or a kernel that fails is reported and the sweep goes
-    on.  "selected" is what select_kernel(A) picks (with its selection and
-    setup seconds).  GFLOP/s = 2 nnz / median time.  Exit status 1 if
-    anything failed.
+    PATHS are matrix files (.mtx, .mtx.gz, .mtx.bz2, SuiteSparse .tar.gz, .npz)
+    and directories (searched recursively).  Per matrix: SciPy, the CSR
+    baseline, the kernel select_kernel picks (with its selection and setup
+    cost), MKL when installed, and with --all-kernels the whole pool; every
+    result is checked against SciPy before it is timed.  Reported: GFLOP/s
+    (2 nnz / median time), effective GB/s and % of this machine's measured
+    bandwidth, bottleneck classes, and a summary of geometric-mean speedups.
+
+    \b
+    Exit status: 0 all measured (or skipped by a filter), 1 something failed
+    (unreadable file, kernel error, timeout), 130 interrupted (rerun with the
+    same --out to resume).
     """
-    from . import load, select_kernel
-    from .pool import KernelUnusable, kernel_names
-    from .timing import gflops, interleaved_medians
+    from .bench.items import SUITES, file_items, suite_items
+    from .bench.measure import OK, SKIPPED, Options
+    from .machine import cache_dir, machine_profile
+    from .pool import kernel_names
     from .validate import check_threads
 
     threads = check_threads(threads)
-    names = list(kernel_list) or list(kernel_names())
-    for n in names:
+    for n in kernel_list:
         if n not in kernel_names():
             raise click.BadParameter(f"unknown kernel {n!r}; see `spmvtune kernels`",
                                      param_hint="--kernel")
-    files = matrix_files(paths)
-    if not files:
-        raise click.UsageError("no matrix files found (looked for " + ", ".join(MATRIX_SUFFIXES) + ")")
-    mkl_ok = False
-    if mkl:
-        from .peers import MKLMatrix, mkl_available
-        mkl_ok, why = mkl_available()
-        if not mkl_ok and not as_json:
-            click.echo(f"(MKL skipped: {why})", err=True)
-    results, failures = [], 0
-    for i, path in enumerate(files, 1):
-        if not as_json:
-            click.echo(f"[{i}/{len(files)}] {path}", err=True)
+    for name in suites:
+        if name not in SUITES:
+            raise click.BadParameter(f"no suite {name!r}; bundled: {', '.join(SUITES)}",
+                                     param_hint="--suite")
+    for flag, value in (("--max-nnz", max_nnz), ("--limit", limit), ("--repeats", repeats)):
+        if value is not None and value < 1:
+            raise click.BadParameter("must be at least 1", param_hint=flag)
+    if timeout is not None and timeout <= 0:
+        raise click.BadParameter("must be positive", param_hint="--timeout")
+    say = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
+
+    items = file_items(paths)
+    for name in suites:
+        items += suite_items(name)
+    if ssget_query:
+        from .bench.ssget import download
+        dest = Path(out_dir) / "ssget" if out_dir else cache_dir() / "ssget"
         try:
-            A = load(path)
-        except (ValueError, MemoryError, OSError) as exc:
-            failures += 1
-            results.append({"matrix": str(path), "error": str(exc)})
+            items += file_items(download(ssget_query, dest, log=say))
+        except (RuntimeError, ValueError) as exc:
+            raise click.ClickException(str(exc))
+    items = list({i.key: i for i in items}.values())[:limit]
+    if not items:
+        raise click.UsageError("nothing to measure: give matrix files or directories, "
+                               "--suite quick, or --ssget QUERY")
+
+    opts = Options(threads=threads, repeats=repeats, all_kernels=all_kernels or bool(kernel_list),
+                   one_thread=one_thread, mkl=mkl, cache=not no_cache, max_nnz=max_nnz,
+                   kernels=tuple(kernel_list))
+    from .machine import profile_path
+    if not profile_path(threads).exists():
+        say("(measuring this machine's bandwidth once; later runs read the cache)")
+    prof = machine_profile(threads)
+    if mkl:
+        from .peers import mkl_available
+        ok, why = mkl_available()
+        if not ok:
+            say(f"(MKL columns skipped: {why})")
+    store = None
+    todo = items
+    if out_dir:
+        from .bench.store import BenchStore
+        try:
+            store = BenchStore(out_dir)
+        except ValueError as exc:
+            raise click.ClickException(str(exc))
+        done = store.done(threads, retry_failed)
+        todo = [i for i in items if i.key not in done]
+        if len(todo) < len(items):
+            say(f"{len(items) - len(todo)} of {len(items)} matrices already in {store.path}; "
+                f"measuring {len(todo)}")
+    rows, interrupted = _run_sweep(todo, opts, timeout, scheduler, store, say, as_json)
+    if store:
+        keys = {i.key for i in items}
+        rows = [r for r in store.rows(threads) if r["matrix"] in keys]
+    _report(rows, prof, threads, store, out_dir, as_json, say)
+    if interrupted:
+        say(f"interrupted: {len(todo) - len([r for r in rows if r['matrix'] in {i.key for i in todo}])}"
+            " matrices not measured" + (f"; rerun with --out {out_dir} to resume" if out_dir else ""))
+        sys.exit(130)
+    sys.exit(0 if all(r.get("status") in (OK, SKIPPED) for r in rows) else 1)
+
+
+def _run_sweep(todo, opts, timeout, scheduler, store, say, as_json):
+    """Measure ``todo``, storing and printing each row as it arrives.
+    Returns (rows, interrupted)."""
+    from tqdm import tqdm
+
+    from .bench.runner import run_distributed, run_local
+    rows = []
+    bar = tqdm(total=len(todo), unit="matrix", file=sys.stderr, disable=as_json or None,
+               dynamic_ncols=True)
+
+    def announce(items):
+        for item in items:
+            bar.set_description_str(item.name[:30])
+            yield item
+    try:
+        if scheduler:
+            source = run_distributed(todo, opts, scheduler, timeout)
+        else:
+            source = run_local(announce(todo), opts, timeout)
+        for row in source:
+            if store:
+                store.put(row)
+            rows.append(row)
+            bar.update()
             if not as_json:
-                click.echo(f"  error: {exc}", err=True)
-            continue
-        x = np.random.default_rng(0).uniform(-1, 1, A.shape[1])
-        y = np.empty(A.shape[0])
-        ref = A @ x
-        contestants, errors = {"scipy": lambda: A @ x}, {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sel = select_kernel(A, threads=threads, cache=not no_cache)
-        contestants["selected"] = lambda: sel.matvec(x, out=y)
-        if mkl_ok and max(A.shape) < 2**31:
-            for label, opt in (("mkl_csr", False), ("mkl_ie", True)):
-                m = MKLMatrix(A, threads, optimize=opt)
-                contestants[label] = lambda m=m: m(x, y)
-        for name in names:
-            try:
-                op = select_kernel(A, kernel=name, threads=threads)
-                op.matvec(x, out=y)
-                scale = np.abs(A) @ np.abs(x)
-                if not np.all(np.abs(y - ref) <= 1e-12 * (scale + 1e-300) * (A.nnz + 1)):
-                    raise AssertionError("result differs from SciPy")
-            except KernelUnusable:
-                continue
-            except Exception as exc:    # a failing kernel must not stop the sweep
-                errors[name] = f"{type(exc).__name__}: {exc}"
-                continue
-            contestants[name] = lambda op=op: op.matvec(x, out=y)
-        med = interleaved_medians(contestants, repeats=repeats)
-        row = {"matrix": str(path), "rows": A.shape[0], "cols": A.shape[1], "nnz": int(A.nnz),
-               "threads": threads, "gflops": {k: gflops(A.nnz, t) for k, t in med.items()},
-               "seconds": med, "kernel_errors": errors,
-               "selected": {"kernel": sel.kernel, "threads": sel.threads,
-                            "selection_seconds": sel.selection_seconds,
-                            "setup_seconds": sel.setup_seconds, "source": sel.selection_source}}
-        failures += bool(errors)
-        results.append(row)
-        if not as_json:
-            _print_row(row)
+                bar.write(_row_line(row), file=sys.stderr)
+    except KeyboardInterrupt:
+        bar.close()
+        return rows, True
+    except RuntimeError as exc:          # unreachable scheduler, missing extra
+        bar.close()
+        raise click.ClickException(str(exc))
+    bar.close()
+    return rows, False
+
+
+def _row_line(row):
+    from .bench.measure import OK, gflops_of
+    from .bench.report import speedup
+    if row.get("status") != OK and not row.get("seconds"):
+        return f"{row['name']}: {row['status'].upper()}: {row.get('reason')}"
+    g = gflops_of(row)
+    parts = [f"{row['name']}: nnz {row['nnz']}",
+             f"{row['selected_kernel']} x{row['selected_threads']} {g.get('selected', 0):.2f} GFLOP/s"]
+    for peer, label in (("scipy", "SciPy"), ("mkl_ie", "MKL IE")):
+        if (v := speedup(row, peer)) is not None:
+            parts.append(f"{v:.2f}x {label}")
+    if row.get("oracle_kernel"):
+        parts.append(f"oracle {row['oracle_kernel']} (regret {row['regret']:.0%})")
+    parts.append(",".join(row.get("bottlenecks") or []) or "no bottleneck")
+    line = ", ".join(parts)
+    if row.get("reason"):
+        line += f"; FAILED: {row['reason']}"
+    return line
+
+
+def _report(rows, prof, threads, store, out_dir, as_json, say):
+    """Summary to the terminal (or JSON); with --out also CSV, plots, report.md."""
+    import platform
+
+    from .bench.report import summarize, summary_lines, write_markdown
+    summary = summarize(rows)
+    written = {}
+    if store:
+        written["csv"] = store.export_csv(rows)
+        try:
+            from .bench.plots import write_plots
+            plots = write_plots(store.dir, rows, prof.bandwidth(threads), prof.incache_rate(threads))
+        except ImportError:
+            plots = {}
+            say("(plots skipped: matplotlib is not installed)")
+        context = {"machine": f"{prof.cpu_model}, {prof.cores} cores",
+                   "threads": threads,
+                   "measured bandwidth": f"{prof.bandwidth(threads):.1f} GB/s (read)",
+                   "python": platform.python_version(),
+                   "spmvtune": _version()}
+        written["report"] = write_markdown(store.dir / "report.md", rows, summary, plots, context)
+        store.close()
     if as_json:
-        click.echo(json.dumps(results, indent=2))
-    sys.exit(1 if failures else 0)
+        click.echo(json.dumps({"summary": summary, "rows": rows}, indent=2, default=float))
+        return
+    click.echo("")
+    for line in summary_lines(summary):
+        click.echo(line)
+    if written:
+        click.echo(f"\nwritten: {written['csv']}, {written['report']} (with PNG plots)")
 
 
-def _print_row(row):
-    g = row["gflops"]
-    ours = {k: v for k, v in g.items() if k not in ("scipy", "mkl_csr", "mkl_ie", "selected")}
-    best = max(ours, key=ours.get) if ours else None
-    click.echo(f"  {row['rows']} x {row['cols']}, nnz {row['nnz']}, {row['threads']} threads; GFLOP/s:")
-    for k, v in sorted(g.items(), key=lambda kv: -kv[1]):
-        mark = "  <- best of the pool" if k == best else ""
-        click.echo(f"    {k:20s} {v:8.3f}{mark}")
-    if best:
-        click.echo(f"  best/scipy {ours[best] / g['scipy']:.2f}x"
-                   + (f", best/MKL IE {ours[best] / g['mkl_ie']:.2f}x" if "mkl_ie" in g else ""))
-    sel = row["selected"]
-    click.echo(f"  selected: {sel['kernel']} on {sel['threads']} thread(s) ({sel['source']}; "
-               f"selection {sel['selection_seconds'] * 1e3:.1f} ms, setup {sel['setup_seconds'] * 1e3:.1f} ms)")
-    for k, e in row["kernel_errors"].items():
-        click.echo(f"  kernel {k} FAILED: {e}")
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("spmvtune")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 @main.command()
@@ -297,7 +391,9 @@ def train(paths, out, store, threads, generated, kind, max_nnz):
     from .validate import check_threads
     threads = check_threads(threads)
     db = ResultsStore(store or cache_dir() / "training.sqlite")
-    items = [(str(p), "file:" + p.parent.name, lambda p=p: load(p)) for p in matrix_files(paths)]
+    from .bench.items import file_items
+    items = [(i.key, "file:" + Path(i.ref).parent.name, lambda i=i: load(i.ref))
+             for i in file_items(paths)]
     if generated:
         items += list(generated_matrices())
     if not items:

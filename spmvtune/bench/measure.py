@@ -1,0 +1,180 @@
+"""One matrix -> one result row: every contestant checked against SciPy, then
+timed side by side (interleaved rounds, medians; JIT and setup outside the timing).
+
+Contestants: ``scipy`` (``A @ x``, one thread), ``baseline`` (csr_balanced),
+``selected`` (what ``select_kernel(A)`` picks, with its selection and setup
+cost), optionally every kernel of the pool (the fastest is the *oracle*),
+``selected_1t`` (selected for one thread), and MKL plain CSR / Inspector-Executor
+when the ``peers`` extra is installed.
+"""
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Status of a row: measured, or why not.
+OK, FAILED, SKIPPED, TIMEOUT = "ok", "failed", "skipped", "timeout"
+#: A kernel is "correct" (for selection accuracy) within this of the fastest.
+NEAR_BEST = 0.05
+PEERS = ("scipy", "mkl_csr", "mkl_ie")
+
+
+@dataclass(frozen=True)
+class Options:
+    threads: int
+    repeats: int = 10
+    all_kernels: bool = False
+    one_thread: bool = False
+    mkl: bool = True
+    cache: bool = True
+    max_nnz: int | None = None
+    kernels: tuple = field(default_factory=tuple)   # with all_kernels: only these
+
+
+def csr_bytes(rows, cols, nnz):
+    """Bytes one CSR product moves at least: 12 per nonzero (value + int32
+    index), 4 per row pointer, y written and x read once (8 each)."""
+    return 12.0 * nnz + 4.0 * (rows + 1) + 8.0 * (rows + cols)
+
+
+def measure_item(item, opts):
+    """Load and measure one :class:`~spmvtune.bench.items.Item`; never raises
+    for a bad matrix: the row says ``status`` and ``reason``."""
+    from .items import load_item, stored_entries
+    row = {"matrix": item.key, "name": item.name, "source": item.kind,
+           "threads": opts.threads, "host": socket.gethostname(),
+           "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    t0 = time.perf_counter()
+    entries = stored_entries(item)
+    if opts.max_nnz is not None and entries is not None and entries > opts.max_nnz:
+        return dict(row, status=SKIPPED, reason=f"{entries} entries > --max-nnz {opts.max_nnz}",
+                    nnz=entries, elapsed=time.perf_counter() - t0)
+    try:
+        A = load_item(item)
+    except (ValueError, MemoryError, OSError) as exc:
+        return dict(row, status=FAILED, reason=str(exc), elapsed=time.perf_counter() - t0)
+    row.update(rows=int(A.shape[0]), cols=int(A.shape[1]), nnz=int(A.nnz))
+    if opts.max_nnz is not None and A.nnz > opts.max_nnz:
+        return dict(row, status=SKIPPED, reason=f"{A.nnz} nonzeros > --max-nnz {opts.max_nnz}",
+                    elapsed=time.perf_counter() - t0)
+    try:
+        row.update(measure_matrix(A, opts))
+    except Exception as exc:          # noqa: BLE001 - a sweep reports and goes on
+        return dict(row, status=FAILED, reason=f"{type(exc).__name__}: {exc}",
+                    elapsed=time.perf_counter() - t0)
+    row["elapsed"] = time.perf_counter() - t0
+    return row
+
+
+def measure_matrix(A, opts):
+    """The measured fields of a row for a ``scipy.sparse`` matrix ``A``.
+
+    Times in seconds per product, ``intensity`` in flop/byte (CSR bytes of
+    :func:`csr_bytes`), ``gbps`` the selected kernel's effective GB/s and
+    ``bandwidth_percent`` that against this machine's measured read bandwidth.
+    """
+    from .. import select_kernel
+    from ..analysis import analyze
+    from ..machine import machine_profile
+    from ..pool import KernelUnusable, kernel_names
+    from ..select import BASELINE
+    from ..timing import OPENMP_SPIN_SECONDS, interleaved_medians
+
+    A = A.tocsr()
+    x = np.random.default_rng(0).uniform(-1, 1, A.shape[1])
+    y = np.empty(A.shape[0])
+    ref = A @ x
+    tol = 1e-12 * (np.abs(A) @ np.abs(x) + 1e-300) * (A.nnz + 1)
+    contestants, errors = {"scipy": lambda: A @ x}, {}
+
+    def check(name, fn):
+        """Add ``fn`` as a contestant if its product agrees with SciPy."""
+        try:
+            y.fill(np.nan)
+            fn()
+            if not np.all(np.abs(y - ref) <= tol):
+                bad = int(np.argmax(~(np.abs(y - ref) <= tol)))
+                raise AssertionError(f"row {bad}: {y[bad]!r} but SciPy gives {ref[bad]!r}")
+        except KernelUnusable:
+            return False
+        except Exception as exc:      # noqa: BLE001 - a failing kernel must not stop the sweep
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            return False
+        contestants[name] = fn
+        return True
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # foreign-model warnings: once per CLI run
+        sel = select_kernel(A, threads=opts.threads, cache=opts.cache)
+    check("selected", lambda: sel.matvec(x, out=y))
+    ops = {}
+    wanted = ([BASELINE] + [n for n in (opts.kernels or kernel_names()) if n != BASELINE]
+              if opts.all_kernels else [BASELINE])
+    for name in wanted:
+        try:
+            ops[name] = op = select_kernel(A, kernel=name, threads=opts.threads)
+        except KernelUnusable:
+            continue
+        except Exception as exc:      # noqa: BLE001
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        check("baseline" if name == BASELINE else name, lambda op=op: op.matvec(x, out=y))
+    if opts.all_kernels and BASELINE in ops and "baseline" in contestants:
+        contestants[BASELINE] = contestants["baseline"]
+    if opts.one_thread:
+        sel1 = select_kernel(A, threads=1, cache=opts.cache)
+        check("selected_1t", lambda: sel1.matvec(x, out=y))
+    if opts.mkl and max(A.shape) < 2**31:
+        from ..peers import MKLMatrix, mkl_available
+        if mkl_available()[0]:
+            for label, optimize in (("mkl_csr", False), ("mkl_ie", True)):
+                try:
+                    m = MKLMatrix(A, opts.threads, optimize=optimize)
+                except Exception as exc:   # noqa: BLE001
+                    errors[label] = f"{type(exc).__name__}: {exc}"
+                    continue
+                check(label, lambda m=m: m(x, y))
+
+    spin = {k: OPENMP_SPIN_SECONDS for k in ("mkl_csr", "mkl_ie") if k in contestants}
+    seconds = interleaved_medians(contestants, repeats=opts.repeats, settle=spin)
+    if "baseline" in seconds and BASELINE in seconds:
+        seconds[BASELINE] = seconds["baseline"]      # one timing, two names
+    bottlenecks = list(sel.bottlenecks)
+    if not bottlenecks:
+        bottlenecks = list(analyze(A, threads=opts.threads, profile=False).bottlenecks)
+    nbytes = csr_bytes(A.shape[0], A.shape[1], A.nnz)
+    bw = machine_profile(opts.threads).bandwidth(opts.threads)
+    out = {"status": OK if not errors else FAILED,
+           "reason": "; ".join(f"{k}: {v}" for k, v in errors.items()) or None,
+           "seconds": seconds, "kernel_errors": errors,
+           "selected_kernel": sel.kernel, "selected_threads": sel.threads,
+           "selection_source": sel.selection_source,
+           "selection_seconds": sel.selection_seconds, "setup_seconds": sel.setup_seconds,
+           "bottlenecks": bottlenecks,
+           "intensity": 2.0 * A.nnz / nbytes, "bytes": nbytes,
+           "machine_bandwidth": bw}
+    if "baseline" in seconds:
+        out["selection_products"] = ((sel.selection_seconds + sel.setup_seconds)
+                                     / seconds["baseline"])
+    pool = {k: v for k, v in seconds.items() if k not in PEERS + ("selected", "baseline", "selected_1t")}
+    if opts.all_kernels and pool:
+        # the selected configuration competes too (it may run on fewer threads)
+        oracle = min(pool, key=pool.get)
+        best = pool[oracle]
+        if "selected" in seconds and seconds["selected"] <= best:
+            oracle, best = sel.kernel, seconds["selected"]
+        out["oracle_kernel"] = oracle
+        out["oracle_seconds"] = best
+        if "selected" in seconds:
+            out["regret"] = seconds["selected"] / best - 1.0
+    if "selected" in seconds:
+        out["gbps"] = nbytes / seconds["selected"] / 1e9
+        out["bandwidth_percent"] = 100.0 * out["gbps"] / bw
+    return out
+
+
+def gflops_of(row):
+    """{contestant: GFLOP/s} of a measured row."""
+    return {k: 2.0 * row["nnz"] / s / 1e9 for k, s in row.get("seconds", {}).items() if s > 0}

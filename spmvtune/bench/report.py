@@ -1,0 +1,124 @@
+"""Summary figures of a sweep, the summary table, and ``report.md``."""
+import math
+from collections import Counter, defaultdict
+
+from .measure import NEAR_BEST, OK, SKIPPED, gflops_of
+
+CLASSES = ("MB", "ML", "IMB", "CMP")
+
+
+def geomean(values):
+    values = [v for v in values if v > 0 and math.isfinite(v)]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
+
+
+def speedup(row, over, of="selected"):
+    s = row.get("seconds", {})
+    return s[over] / s[of] if of in s and over in s and s[of] > 0 else None
+
+
+def summarize(rows):
+    """Figures of a sweep (a dict; None where nothing was measured):
+    counts, geometric-mean speedups of the selected kernel over the peers,
+    selection accuracy and regret (needs --all-kernels), overhead in baseline
+    products, per-bottleneck-class counts and speedups, failures."""
+    ok = [r for r in rows if r.get("status") == OK or r.get("seconds")]
+    s = {"matrices": len(rows),
+         "measured": sum(r.get("status") == OK for r in rows),
+         "skipped": sum(r.get("status") == SKIPPED for r in rows),
+         "failed": sum(r.get("status") not in (OK, SKIPPED) for r in rows)}
+    for over in ("scipy", "baseline", "mkl_csr", "mkl_ie"):
+        s[f"speedup_vs_{over}"] = geomean(v for r in ok if (v := speedup(r, over)) is not None)
+        s[f"n_vs_{over}"] = sum(speedup(r, over) is not None for r in ok)
+    s["oracle_vs_scipy"] = geomean(r["seconds"]["scipy"] / r["oracle_seconds"] for r in ok
+                                   if r.get("oracle_seconds") and "scipy" in r["seconds"])
+    regrets = [r["regret"] for r in ok if r.get("regret") is not None]
+    s["selection_accuracy"] = (sum(g <= NEAR_BEST for g in regrets) / len(regrets)) if regrets else None
+    s["mean_regret"] = sum(regrets) / len(regrets) if regrets else None
+    s["worst_regret"] = max(regrets) if regrets else None
+    costs = sorted(r["selection_products"] for r in ok if r.get("selection_products") is not None)
+    s["median_selection_products"] = costs[len(costs) // 2] if costs else None
+    s["bandwidth_percent"] = _median(r.get("bandwidth_percent") for r in ok)
+    by_class = defaultdict(list)
+    for r in ok:
+        for c in r.get("bottlenecks") or ["none"]:
+            by_class[c].append(r)
+    s["classes"] = {c: {"count": len(rs),
+                        "speedup_vs_scipy": geomean(v for r in rs if (v := speedup(r, "scipy"))),
+                        "speedup_vs_mkl_ie": geomean(v for r in rs if (v := speedup(r, "mkl_ie")))}
+                    for c, rs in sorted(by_class.items(), key=lambda kv: _class_order(kv[0]))}
+    s["selected_kernels"] = dict(Counter(r["selected_kernel"] for r in ok
+                                         if r.get("selected_kernel")).most_common())
+    s["failures"] = [{"name": r.get("name"), "status": r.get("status"), "reason": r.get("reason")}
+                     for r in rows if r.get("status") not in (OK, SKIPPED)]
+    return s
+
+
+def _median(values):
+    v = sorted(x for x in values if x is not None)
+    return v[len(v) // 2] if v else None
+
+
+def _class_order(c):
+    return CLASSES.index(c) if c in CLASSES else len(CLASSES)
+
+
+def _x(v, fmt="{:.2f}x"):
+    return "-" if v is None else fmt.format(v)
+
+
+def summary_lines(s):
+    """The summary table as text lines."""
+    lines = [f"matrices {s['matrices']}: measured {s['measured']}, skipped {s['skipped']}, "
+             f"failed {s['failed']}"]
+    for over, label in (("scipy", "SciPy csr_matvec"), ("baseline", "CSR baseline"),
+                        ("mkl_csr", "MKL CSR"), ("mkl_ie", "MKL Inspector-Executor")):
+        if s[f"n_vs_{over}"]:
+            lines.append(f"selected vs {label:24s} {_x(s[f'speedup_vs_{over}'])} "
+                         f"(geometric mean of {s[f'n_vs_{over}']})")
+    if s["oracle_vs_scipy"]:
+        lines.append(f"oracle   vs {'SciPy csr_matvec':24s} {_x(s['oracle_vs_scipy'])}")
+    if s["mean_regret"] is not None:
+        lines.append(f"selection: {s['selection_accuracy']:.0%} within {NEAR_BEST:.0%} of the "
+                     f"fastest kernel, mean regret {s['mean_regret']:.1%}, "
+                     f"worst {s['worst_regret']:.1%}")
+    if s["median_selection_products"] is not None:
+        lines.append(f"selection + setup cost: median {s['median_selection_products']:.1f} "
+                     "baseline products")
+    if s["bandwidth_percent"] is not None:
+        lines.append(f"selected kernel: median {s['bandwidth_percent']:.0f}% of the measured "
+                     "memory bandwidth (effective CSR bytes)")
+    if s["classes"]:
+        lines.append("by bottleneck class: " + ", ".join(
+            f"{c} {v['count']} ({_x(v['speedup_vs_scipy'])} vs SciPy)"
+            for c, v in s["classes"].items()))
+    for f in s["failures"]:
+        lines.append(f"{f['status'].upper()}: {f['name']}: {f['reason']}")
+    return lines
+
+
+def write_markdown(path, rows, s, plots, context):
+    """``report.md``: context, summary, plots, the per-matrix table."""
+    out = ["# spmvtune bench report", ""]
+    out += [f"- {k}: {v}" for k, v in context.items()]
+    out += ["", "## Summary", "", "```", *summary_lines(s), "```", ""]
+    titles = {"speedup": "Speedup per matrix", "roofline": "Roofline",
+              "classes": "Speedup by bottleneck class"}
+    for key, file in plots.items():
+        out += [f"## {titles.get(key, key)}", "", f"![{key}]({file})", ""]
+    out += ["## Per matrix", "",
+            "GFLOP/s of each contestant; speedups are of the selected kernel.", "",
+            "| matrix | nnz | bottlenecks | selected | GFLOP/s selected | SciPy | MKL IE "
+            "| vs SciPy | vs MKL IE | % bandwidth | status |",
+            "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        g = gflops_of(r) if r.get("seconds") else {}
+        out.append("| " + " | ".join([
+            str(r.get("name")), str(r.get("nnz", "")), ",".join(r.get("bottlenecks") or []) or "-",
+            str(r.get("selected_kernel") or "-"), _x(g.get("selected"), "{:.2f}"),
+            _x(g.get("scipy"), "{:.2f}"), _x(g.get("mkl_ie"), "{:.2f}"),
+            _x(speedup(r, "scipy")), _x(speedup(r, "mkl_ie")),
+            _x(r.get("bandwidth_percent"), "{:.0f}"),
+            r.get("status", "") + (f": {r['reason']}" if r.get("reason") else "")]) + " |")
+    path.write_text("\n".join(out) + "\n")
+    return path
