@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="spmvtune")
@@ -16,6 +17,7 @@ def main():
     spmvtune kernels            the kernel pool and what each kernel targets
     spmvtune bench PATH...      sweep matrices: selected kernel vs SciPy and MKL
     spmvtune train [PATH...]    time the pool on many matrices, fit this machine's selector
+    spmvtune emit FILE          the chosen kernel as standalone C (OpenMP)
     spmvtune cache info|clear   the tuning cache of select_kernel decisions
     """
 
@@ -258,6 +260,90 @@ def _version():
         return version("spmvtune")
     except PackageNotFoundError:
         return "unknown"
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="The .c file to write (default: <matrix>_<kernel>.c here).")
+@click.option("--kernel", help="Emit this kernel instead of the one select_kernel picks.")
+@click.option("--header", is_flag=True, help="Also write the matching .h next to the .c.")
+@click.option("--prefix", help="Prefix of the C functions (default: spmvtune_<kernel>).")
+@click.option("--index-bits", type=click.Choice(["32", "64"]), default=None,
+              help="Width of the CSR index arrays the C code takes (default: 32 when the "
+                   "matrix fits, else 64).")
+@click.option("--threads", type=int, default=None, help="Threads to tune for (default: all cores).")
+@click.option("--list", "list_only", is_flag=True, help="List the C templates and exit.")
+def emit(file, output, kernel, header, prefix, index_bits, threads, list_only):
+    """Write the kernel chosen for FILE as standalone C99 + OpenMP source.
+
+    The source holds the SpMV function over raw arrays, the conversion from
+    plain CSR to the kernel's storage (in C), and a header comment with the
+    matrix fingerprint, its bottleneck classes, the speed measured here and a
+    usage example.  Build it with  cc -O3 -march=native -fopenmp -c FILE.c
+    """
+    from .emit import DIFFERENCES, NOT_IN_C, TEMPLATES
+    from .pool import kernel_names
+    if list_only:
+        for name in kernel_names():
+            if name in TEMPLATES:
+                note = f"  ({DIFFERENCES[name]})" if name in DIFFERENCES else ""
+                click.echo(f"{name:22s} kernels/{TEMPLATES[name][0]}{note}")
+            else:
+                click.echo(f"{name:22s} no C template: {NOT_IN_C.get(name, 'not written yet')}")
+        return
+    if file is None:
+        raise click.UsageError("give a matrix FILE (or --list)")
+    if kernel is not None and kernel not in kernel_names():
+        raise click.BadParameter(f"unknown kernel {kernel!r}; see `spmvtune emit --list`",
+                                 param_hint="--kernel")
+    from . import load, select_kernel
+    from .emit import render
+    from .pool import KernelUnusable
+    from .timing import gflops, interleaved_medians
+    from .tuning_cache import matrix_fingerprint
+    from .validate import as_canonical_csr, check_threads
+    try:
+        A = load(file)
+    except (ValueError, MemoryError) as exc:
+        raise click.ClickException(str(exc))
+    threads = check_threads(threads)
+    try:
+        op = select_kernel(A, kernel=kernel, threads=threads)
+    except KernelUnusable as exc:
+        raise click.ClickException(str(exc))
+    if op.kernel not in TEMPLATES:
+        raise click.ClickException(f"{op.kernel} has no C template: {NOT_IN_C.get(op.kernel)}")
+    bottlenecks = list(op.bottlenecks)
+    if not bottlenecks:
+        from .analysis import analyze
+        bottlenecks = list(analyze(A, threads=threads, profile=False).bottlenecks)
+    x = np.ones(A.shape[1])
+    y = np.empty(A.shape[0])
+    speed = gflops(A.nnz, interleaved_medians({"k": lambda: op.matvec(x, out=y)}, repeats=5)["k"])
+    bits = int(index_bits) if index_bits else (32 if max(A.shape[1], A.nnz) < 2**31 else 64)
+    name = Path(file).name.split(".")[0]
+    out = Path(output) if output else Path(f"{name}_{op.kernel}.c")
+    from .machine import cpu_model
+    prof_cpu = cpu_model()
+    notes = [f"Matrix: {file} ({A.shape[0]} x {A.shape[1]}, {A.nnz} nonzeros)",
+             f"Fingerprint: {matrix_fingerprint(as_canonical_csr(A))}",
+             f"Bottlenecks: {', '.join(bottlenecks) or 'none'}",
+             f"Chosen by: {op.selection_source} for {op.threads} thread(s)",
+             f"Expected: {speed:.2f} GFLOP/s (the Numba twin, measured on {prof_cpu})"]
+    try:
+        em = render(op.kernel, prefix=prefix, op=op, index_bits=bits, notes=notes, c_file=out.name)
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    out.write_text(em.source)
+    written = [str(out)]
+    if header:
+        h = out.with_suffix(".h")
+        h.write_text(em.header)
+        written.append(str(h))
+    click.echo(f"{op.kernel} ({', '.join(bottlenecks) or 'no bottleneck'}; {speed:.2f} GFLOP/s here) "
+               f"written to {', '.join(written)}", err=True)
+    click.echo(f"build: cc -O3 -march=native -fopenmp -c {out}", err=True)
 
 
 @main.command()

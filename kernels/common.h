@@ -1,0 +1,59 @@
+/* ---- common: types, errors, partitions (shared by every spmvtune kernel) ---- */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Index type of the input CSR arrays (indptr, indices): int32_t or int64_t. */
+#ifndef SPMV_INDEX
+#define SPMV_INDEX int32_t
+#endif
+typedef SPMV_INDEX spmv_idx;
+
+static char spmv_error_buf[256];
+
+/* Why the last prepare returned NULL ("" if it did not). */
+const char *SPMV_NAME(last_error)(void) { return spmv_error_buf; }
+
+static void *spmv_fail(const char *msg)
+{
+    snprintf(spmv_error_buf, sizeof spmv_error_buf, "%s", msg);
+    return NULL;
+}
+
+static void *spmv_alloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) spmv_fail("out of memory");
+    return p;
+}
+
+static int spmv_threads(int threads)
+{
+#ifdef _OPENMP
+    return threads > 0 ? threads : omp_get_max_threads();
+#else
+    (void)threads;
+    return 1;
+#endif
+}
+
+/* Row bounds of nparts partitions of about equal cost nnz + rows (or equal
+   rows when by_nnz is 0): bounds[p] .. bounds[p+1] - 1 belong to part p. */
+static void spmv_row_partition(int64_t n_rows, const spmv_idx *indptr, int nparts, int by_nnz,
+                               int64_t *bounds)
+{
+    double total = (double)indptr[n_rows] + (double)n_rows;
+    int64_t r = 0;
+    bounds[0] = 0;
+    for (int p = 1; p < nparts; p++) {
+        if (!by_nnz) { bounds[p] = (int64_t)((double)n_rows * p / nparts + 0.5); continue; }
+        double target = total * p / nparts;
+        while (r < n_rows && (double)indptr[r] + (double)r < target) r++;
+        bounds[p] = r;
+    }
+    bounds[nparts] = n_rows;
+}

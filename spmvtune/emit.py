@@ -1,0 +1,140 @@
+"""``spmvtune emit``: a kernel of the pool as standalone C99 + OpenMP source.
+
+The templates live in the top-level ``kernels/`` folder (shipped in the wheel
+as ``spmvtune.kernels``): ``common.h`` (types, errors, partitions),
+``value_index.h`` and one ``.c`` per kernel family, specialised by
+``#define``s.  :func:`render` pastes the pieces into one self-contained file
+whose functions carry a prefix (default ``spmvtune_<kernel>``)::
+
+    <prefix>_plan *<prefix>_prepare(n_rows, n_cols, indptr, indices, data, threads);
+    void <prefix>_run(const <prefix>_plan *plan, const double *x, double *y);  /* y = A x */
+    void <prefix>_free(<prefix>_plan *plan);
+    const char *<prefix>_last_error(void);   /* why prepare returned NULL */
+
+Input: plain CSR, 0-based, column indices sorted within rows, no duplicates;
+``indptr``/``indices`` of ``SPMV_INDEX`` (int32_t or int64_t), ``data``
+double.  ``prepare`` does the conversion to the kernel's storage in C (value
+index, delta-coded indices, blocks, lower triangle, partitions).  Kernels that
+keep plain CSR (the row loops, split) read the caller's arrays, which must
+outlive the plan.
+"""
+from dataclasses import dataclass
+from importlib import resources
+
+#: kernel -> (template, defines).  Every kernel of the pool has one.
+TEMPLATES = {
+    "csr_serial": ("csr.c", {"SPMV_SERIAL": 1, "SPMV_BALANCE": 0}),
+    "csr_rows": ("csr.c", {"SPMV_BALANCE": 0}),
+    "csr_balanced": ("csr.c", {"SPMV_BALANCE": 1}),
+    "csr_unroll4": ("csr.c", {"SPMV_UNROLL": 4}),
+    "csr_prefetch": ("csr.c", {"SPMV_PREFETCH": 256}),
+    "csr_split": ("csr_split.c", {}),
+    "csr_split_prefetch": ("csr_split.c", {"SPMV_PREFETCH": 256}),
+    "csr_colblock": ("csr_colblock.c", {"SPMV_BLOCK_COLS": 1 << 20}),
+    "csr_colblock_prefetch": ("csr_colblock.c", {"SPMV_BLOCK_COLS": 1 << 20, "SPMV_PREFETCH": 64}),
+    "csr_vi": ("csr.c", {"SPMV_VALUE_INDEX": 1, "SPMV_UNROLL": 4}),
+    "csr_vi_prefetch": ("csr.c", {"SPMV_VALUE_INDEX": 1, "SPMV_UNROLL": 4, "SPMV_PREFETCH": 256}),
+    "csr_delta": ("csr_delta.c", {}),
+    "csr_delta_vi": ("csr_delta.c", {"SPMV_VALUE_INDEX": 1}),
+    "bcsr": ("bcsr.c", {"SPMV_BR": 2, "SPMV_BC": 2}),
+    "bcsr_vi": ("bcsr.c", {"SPMV_BR": 2, "SPMV_BC": 2, "SPMV_VALUE_INDEX": 1}),
+    "csr_sym": ("csr_sym.c", {}),
+    "dense_gemv": ("dense_gemv.c", {}),
+}
+#: How a C template differs from its Numba twin, where it does.
+DIFFERENCES = {
+    "csr_delta": "gaps stored per row at 1/2/4 bytes after an absolute first column",
+    "csr_delta_vi": "gaps stored per row at 1/2/4 bytes after an absolute first column",
+}
+#: Kernels without a C template, and why (none today).
+NOT_IN_C = {}
+
+
+@dataclass
+class Emitted:
+    kernel: str
+    prefix: str
+    source: str     # the .c file
+    header: str     # the matching .h file
+    defines: dict
+
+
+def template_text(name):
+    return resources.files("spmvtune.kernels").joinpath(name).read_text()
+
+
+def defines_for(kernel, op=None, index_bits=32, code_bits=16):
+    """The ``#define``s of ``kernel``: the template's defaults, then what the
+    prepared operator ``op`` chose for the matrix (prefetch distance, block
+    shape, value code width)."""
+    if kernel not in TEMPLATES:
+        raise ValueError(f"no C template for kernel {kernel!r}: {NOT_IN_C.get(kernel, 'unknown kernel')}")
+    d = dict(TEMPLATES[kernel][1])
+    info = dict(getattr(op, "info", None) or {})
+    if "distance" in info and "SPMV_PREFETCH" in d:
+        d["SPMV_PREFETCH"] = int(info["distance"])
+    if "block_columns" in info:
+        d["SPMV_BLOCK_COLS"] = int(info["block_columns"])
+    if "shape" in info and "SPMV_BR" in d:
+        r, c = info["shape"]
+        d["SPMV_BR"], d["SPMV_BC"] = (int(r), int(c)) if r > 1 else (1, int(c))
+    if d.get("SPMV_VALUE_INDEX"):
+        if "value_bytes" in info:
+            code_bits = 8 * int(info["value_bytes"])
+        d["SPMV_CODE"] = f"uint{code_bits}_t"
+    d["SPMV_INDEX"] = f"int{index_bits}_t"
+    return d
+
+
+def prototypes(prefix, index_type):
+    return (f"typedef struct {prefix}_plan {prefix}_plan;\n"
+            f"{prefix}_plan *{prefix}_prepare(int64_t n_rows, int64_t n_cols, "
+            f"const {index_type} *indptr,\n"
+            f"    const {index_type} *indices, const double *data, int threads);\n"
+            f"void {prefix}_run(const {prefix}_plan *plan, const double *x, double *y);\n"
+            f"void {prefix}_free({prefix}_plan *plan);\n"
+            f"const char *{prefix}_last_error(void);\n")
+
+
+def usage(prefix, c_file="kernel.c"):
+    return (f"Build:  cc -O3 -march=native -fopenmp -c {c_file}\n"
+            "Use (CSR: 0-based, column indices sorted within rows, no duplicates):\n"
+            f"    {prefix}_plan *plan = {prefix}_prepare(n_rows, n_cols, indptr, indices, data, 0);\n"
+            f"    if (!plan) {{ fprintf(stderr, \"%s\\n\", {prefix}_last_error()); exit(1); }}\n"
+            f"    for (int it = 0; it < iterations; it++)\n"
+            f"        {prefix}_run(plan, x, y);            // y = A x\n"
+            f"    {prefix}_free(plan);\n"
+            "threads = 0 uses OpenMP's default (OMP_NUM_THREADS).")
+
+
+def render(kernel, *, prefix=None, op=None, index_bits=32, code_bits=16, notes=(),
+           c_file="kernel.c"):
+    """The C source and header of ``kernel`` (see the module docstring).
+    notes: lines for the header comment (matrix, bottlenecks, expected speed)."""
+    if index_bits not in (32, 64):
+        raise ValueError("index_bits must be 32 or 64")
+    prefix = prefix or f"spmvtune_{kernel}"
+    if not prefix.isidentifier():
+        raise ValueError(f"prefix {prefix!r} is not a C identifier")
+    defines = defines_for(kernel, op, index_bits, code_bits)
+    template, _ = TEMPLATES[kernel]
+    index_type = defines["SPMV_INDEX"]
+    comment = ["spmvtune kernel " + kernel + " (generated by `spmvtune emit`; C99 + OpenMP)", ""]
+    comment += list(notes) + ([""] if notes else [])
+    if kernel in DIFFERENCES:
+        comment += [f"Differs from the Numba kernel: {DIFFERENCES[kernel]}.", ""]
+    comment += usage(prefix, c_file).splitlines()
+    head = "/*\n" + "".join(f" * {line}".rstrip() + "\n" for line in comment) + " */\n"
+    parts = [head,
+             "".join(f"#define {k} {v}\n" for k, v in defines.items()),
+             f"#define SPMV_NAME(x) {prefix}_##x\n\n",
+             template_text("common.h"), "\n",
+             prototypes(prefix, index_type).replace(f"const char *{prefix}_last_error(void);\n", ""),
+             "\n"]
+    if defines.get("SPMV_VALUE_INDEX"):
+        parts += [template_text("value_index.h"), "\n"]
+    parts.append(template_text(template))
+    guard = prefix.upper() + "_H"
+    header = (head + f"#ifndef {guard}\n#define {guard}\n#include <stdint.h>\n\n"
+              + prototypes(prefix, index_type) + f"\n#endif /* {guard} */\n")
+    return Emitted(kernel, prefix, "".join(parts), header, defines)

@@ -1,0 +1,164 @@
+"""Emitted C kernels: compiled with the system compiler, loaded with ctypes and
+checked against SciPy on every matrix family of the pool tests; the emit
+command end to end, including a C program built against the header."""
+import functools
+import subprocess
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+
+import spmvtune
+from families import FAMILIES
+from spmvtune.cbuild import CKernel, find_compiler
+from spmvtune.cli import main
+from spmvtune.emit import NOT_IN_C, TEMPLATES, Emitted, render
+
+pytestmark = pytest.mark.skipif(find_compiler() is None,
+                                reason="no C compiler (cc/gcc/clang, or $CC) on this machine")
+BUNDLED = Path(__file__).resolve().parents[1] / "matrices"
+
+
+@functools.lru_cache(maxsize=None)
+def built(kernel, index_bits=32, **info):
+    op = types.SimpleNamespace(info=info) if info else None
+    return CKernel(render(kernel, op=op, index_bits=index_bits))
+
+
+def check(ck, A, threads):
+    """C result == SciPy's (to rounding), or the kernel refused with a reason."""
+    x = np.random.default_rng(3).uniform(-1, 1, A.shape[1])
+    try:
+        plan = ck.prepare(A, threads)
+    except ValueError as exc:
+        assert str(exc).startswith(ck.emitted.kernel + ": ") and len(str(exc)) > 20
+        return False
+    ref = A @ x
+    tol = 1e-12 * (abs(A) @ np.abs(x) + 1e-300) * (A.nnz + 1)
+    y = np.full(A.shape[0], np.nan)
+    plan(x, y)
+    assert np.all(np.abs(y - ref) <= tol), np.abs(y - ref).max()
+    plan(x, y)                        # a plan runs many times
+    assert np.all(np.abs(y - ref) <= tol)
+    return True
+
+
+def test_every_kernel_has_a_template_or_a_reason():
+    for name in spmvtune.kernel_names():
+        assert name in TEMPLATES or NOT_IN_C.get(name)
+
+
+@pytest.mark.parametrize("kernel", sorted(TEMPLATES))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_emitted_kernel_matches_scipy_on_every_family(kernel, threads):
+    ck = built(kernel)
+    used = sum(check(ck, FAMILIES[f](), threads) for f in FAMILIES)
+    assert used == len(FAMILIES) or (kernel == "csr_sym" and used >= 4)
+
+
+@pytest.mark.parametrize("kernel", ["csr_balanced", "csr_split", "csr_delta", "bcsr_vi",
+                                    "csr_colblock", "csr_sym"])
+def test_64_bit_indices(kernel):
+    ck = built(kernel, index_bits=64)
+    assert ck.index_dtype == np.int64
+    for f in FAMILIES:
+        check(ck, FAMILIES[f](), 2)
+
+
+@pytest.mark.parametrize("shape", [(1, 2), (1, 3), (1, 8), (2, 2), (3, 3), (4, 2)])
+def test_block_shapes(shape):
+    for kernel in ("bcsr", "bcsr_vi"):
+        ck = built(kernel, shape=shape)
+        assert all(check(ck, FAMILIES[f](), 2) for f in FAMILIES)
+
+
+def test_small_column_blocks_and_prefetch_distances():
+    ck = built("csr_colblock_prefetch", block_columns=7, distance=3)
+    assert ck.emitted.defines["SPMV_BLOCK_COLS"] == 7
+    assert all(check(ck, FAMILIES[f](), 2) for f in FAMILIES)
+    for kernel in ("csr_prefetch", "csr_split_prefetch", "csr_vi_prefetch"):
+        ck = built(kernel, distance=1)
+        assert all(check(ck, FAMILIES[f](), 2) for f in FAMILIES)
+
+
+def test_value_codes_that_do_not_fit_are_refused():
+    ck = built("csr_vi", value_bytes=1)
+    assert ck.emitted.defines["SPMV_CODE"] == "uint8_t"
+    A = sp.random_array((50, 50), density=0.5, random_state=0, format="csr")
+    with pytest.raises(ValueError, match="too many distinct values"):
+        ck.prepare(A)
+    B = sp.csr_array(np.round(A.toarray() * 10))        # 21 distinct values
+    assert check(ck, B, 2)
+
+
+def test_symmetric_kernel_refuses_a_general_matrix_and_handles_skew():
+    ck = built("csr_sym")
+    with pytest.raises(ValueError, match="neither symmetric nor skew"):
+        ck.prepare(sp.csr_array(np.array([[1.0, 2.0], [3.0, 4.0]])))
+    with pytest.raises(ValueError, match="square"):
+        ck.prepare(sp.csr_array(np.ones((2, 3))))
+    R = sp.random_array((40, 40), density=0.2, random_state=1, format="csr")
+    assert check(ck, sp.csr_array(R - R.T), 2) and check(ck, sp.csr_array(R + R.T), 2)
+
+
+def test_emit_command_writes_a_source_a_c_program_can_use(tmp_path):
+    cc = find_compiler()
+    out = tmp_path / "lap.c"
+    r = CliRunner().invoke(main, ["emit", str(BUNDLED / "laplace2d_40.mtx"), "-o", str(out),
+                                  "--header", "--kernel", "csr_vi", "--prefix", "lap",
+                                  "--threads", "2"])
+    assert r.exit_code == 0, r.output
+    src = out.read_text()
+    for fact in ("Fingerprint: ", "Bottlenecks: ", "GFLOP/s", "lap_prepare(n_rows", "7840 nonzeros"):
+        assert fact in src
+    assert "lap_run" in (tmp_path / "lap.h").read_text()
+    main_c = tmp_path / "main.c"
+    main_c.write_text(r'''
+#include <stdio.h>
+#include "lap.h"
+int main(void) {
+    /* [[2 -1 0] [-1 2 -1] [0 -1 2]] */
+    int32_t indptr[] = {0, 2, 5, 7}, indices[] = {0, 1, 0, 1, 2, 1, 2};
+    double data[] = {2, -1, -1, 2, -1, -1, 2}, x[] = {1, 2, 3}, y[3];
+    lap_plan *plan = lap_prepare(3, 3, indptr, indices, data, 2);
+    if (!plan) { fprintf(stderr, "%s\n", lap_last_error()); return 1; }
+    lap_run(plan, x, y);
+    printf("%g %g %g\n", y[0], y[1], y[2]);
+    lap_free(plan);
+    return 0;
+}
+''')
+    exe = tmp_path / "demo"
+    subprocess.run([cc, "-std=c99", "-O2", "-fopenmp", str(main_c), str(out), "-o", str(exe)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    res = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
+    assert res.stdout.split() == ["0", "0", "4"]
+
+
+def test_emit_selects_when_no_kernel_is_given(tmp_path):
+    out = tmp_path / "k.c"
+    r = CliRunner().invoke(main, ["emit", str(BUNDLED / "fem_blocks_900.mtx.gz"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    chosen = r.output.split()[0]
+    assert chosen in TEMPLATES and f"spmvtune kernel {chosen}" in out.read_text()
+    ck = CKernel(Emitted(chosen, f"spmvtune_{chosen}", out.read_text(), "",
+                         {"SPMV_INDEX": "int32_t"}))
+    A = spmvtune.load(BUNDLED / "fem_blocks_900.mtx.gz")
+    assert check(ck, A, 2)
+
+
+def test_emit_list_and_errors(tmp_path):
+    r = CliRunner().invoke(main, ["emit", "--list"])
+    assert r.exit_code == 0
+    assert all(name in r.output for name in spmvtune.kernel_names())
+    r = CliRunner().invoke(main, ["emit"])
+    assert r.exit_code == 2 and "--list" in r.output
+    r = CliRunner().invoke(main, ["emit", str(BUNDLED / "laplace2d_40.mtx"), "--kernel", "nope"])
+    assert r.exit_code == 2 and "unknown kernel" in r.output
+    bad = tmp_path / "bad.mtx"
+    bad.write_text("%%MatrixMarket matrix coordinate real general\n2 2 1\n3 3 1\n")
+    r = CliRunner().invoke(main, ["emit", str(bad)])
+    assert r.exit_code == 1 and f"{bad}:3" in r.output
