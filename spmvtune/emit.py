@@ -20,6 +20,7 @@ outlive the plan.
 """
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 #: kernel -> (template, defines).  Every kernel of the pool has one.
 TEMPLATES = {
@@ -59,8 +60,17 @@ class Emitted:
     defines: dict
 
 
+def template_dir():
+    """The templates: package data of the installed wheel, or ``kernels/`` of
+    a source checkout (where ``spmvtune.kernels`` is not importable)."""
+    try:
+        return resources.files("spmvtune.kernels")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "kernels"
+
+
 def template_text(name):
-    return resources.files("spmvtune.kernels").joinpath(name).read_text()
+    return template_dir().joinpath(name).read_text()
 
 
 def defines_for(kernel, op=None, index_bits=32, code_bits=16):
