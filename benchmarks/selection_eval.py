@@ -19,6 +19,7 @@
 import argparse
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -155,28 +156,34 @@ def cg_solve(threads, n=100):
     print(f"\n3. CG on the 3-D Poisson matrix ({n}^3 unknowns), rtol 1e-8, end to end")
     A = poisson3d(n)
     b = np.ones(A.shape[0])
-    runs = []
-    for _ in range(3):                       # median of 3 end-to-end solves each
-        t0 = time.perf_counter()
-        x_ref, info_ref = cg(A, b, rtol=1e-8, maxiter=2000)
-        t_scipy = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            op = spmvtune.select_kernel(A, threads=threads, cache=False, expected_calls=500)
-        t_sel = time.perf_counter() - t0
-        x, info = cg(op.as_linear_operator(), b, rtol=1e-8, maxiter=2000)
-        t_ours = time.perf_counter() - t0
-        assert info == 0 and info_ref == 0
-        runs.append((t_scipy, t_ours, t_sel, op.kernel, op.threads))
-    t_scipy, t_ours, t_sel, kernel, th = sorted(runs, key=lambda r: r[0] / r[1])[1]
-    err = np.linalg.norm(x - x_ref) / np.linalg.norm(x_ref)
-    x1 = np.ones(A.shape[1])
-    med = interleaved_medians({"scipy": lambda: A @ x1, "ours": lambda: op(x1)}, repeats=20)
-    print(f"  SciPy: {t_scipy:.2f} s; spmvtune ({kernel}, {th} threads, selection + setup "
-          f"{t_sel:.2f} s included): {t_ours:.2f} s -> {t_scipy / t_ours:.2f}x end to end "
-          f"(median of 3; kernels chosen: {', '.join(r[3] for r in runs)}); the product alone "
-          f"{med['scipy'] / med['ours']:.2f}x; solutions agree to {err:.1e}")
+    for blas_limited in (False, True):
+        runs = []
+        for _ in range(3):                   # median of 3 end-to-end solves each
+            with spmvtune.single_threaded_blas() if blas_limited else nullcontext():
+                t0 = time.perf_counter()
+                x_ref, info_ref = cg(A, b, rtol=1e-8, maxiter=2000)
+                t_scipy = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    op = spmvtune.select_kernel(A, threads=threads, cache=False,
+                                                expected_calls=500)
+                t_sel = time.perf_counter() - t0
+                x, info = cg(op.as_linear_operator(), b, rtol=1e-8, maxiter=2000)
+                t_ours = time.perf_counter() - t0
+            assert info == 0 and info_ref == 0
+            runs.append((t_scipy, t_ours, t_sel, op.kernel, op.threads))
+        t_scipy, t_ours, t_sel, kernel, th = sorted(runs, key=lambda r: r[0] / r[1])[1]
+        err = np.linalg.norm(x - x_ref) / np.linalg.norm(x_ref)
+        x1 = np.ones(A.shape[1])
+        med = interleaved_medians({"scipy": lambda: A @ x1, "ours": lambda: op(x1)}, repeats=20)
+        label = ("inside spmvtune.single_threaded_blas() (both solves)" if blas_limited
+                 else "NumPy's BLAS as configured (2 threads)")
+        print(f"  {label}:\n    SciPy: {t_scipy:.2f} s; spmvtune ({kernel}, {th} threads, "
+              f"selection + setup {t_sel:.2f} s included): {t_ours:.2f} s -> "
+              f"{t_scipy / t_ours:.2f}x end to end (median of 3; kernels chosen: "
+              f"{', '.join(r[3] for r in runs)}); the product alone "
+              f"{med['scipy'] / med['ours']:.2f}x; solutions agree to {err:.1e}")
 
 
 def main(argv=None):
@@ -185,7 +192,11 @@ def main(argv=None):
     ap.add_argument("--shared", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-large", action="store_true")
+    ap.add_argument("--cg-only", action="store_true", help="only part 3, the CG solve")
     args = ap.parse_args(argv)
+    if args.cg_only:
+        cg_solve(args.threads)
+        return
     records = [r for r in ResultsStore(args.store).records() if "times" in r[2]]
     cross_validation(records)
     paths = sorted(p for p in Path(args.shared).iterdir()

@@ -7,11 +7,12 @@
 """
 from .analysis import Analysis, analyze
 from .io import MatrixFormatError, MatrixInfo, MatrixTooLargeError, load
-from .operator import SpMVOperator
+from .operator import SpMVOperator, single_threaded_blas
 from .pool import KernelUnusable, kernel_names
 from .select import select_kernel
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "analyze", "Analysis", "kernel_names", "select_kernel", "SpMVOperator", "MatrixInfo",
+__all__ = ["load", "analyze", "Analysis", "kernel_names", "select_kernel", "SpMVOperator",
+           "single_threaded_blas", "MatrixInfo",
            "MatrixFormatError", "MatrixTooLargeError", "KernelUnusable", "__version__"]

@@ -119,3 +119,14 @@ def test_canonical_csr_is_converted_once(A):
     from spmvtune.validate import as_canonical_csr
     csr = as_canonical_csr(A)
     assert as_canonical_csr(csr) is csr
+
+
+def test_single_threaded_blas_limits_and_restores():
+    from threadpoolctl import threadpool_info
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("NumPy reports no BLAS thread pool")
+    before = [i["num_threads"] for i in blas]
+    with spmvtune.single_threaded_blas():
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
