@@ -37,11 +37,13 @@ struct SPMV_NAME(plan) {
 
 /* First column of a 1 x c run covering column j: j itself, moved left so the
    run stays inside the matrix when it can. */
+#if SPMV_BR == 1
 static int64_t SPMV_NAME(run_start)(int64_t j, int64_t n_cols)
 {
     int64_t s = n_cols - SPMV_BC;
     return j < s ? j : (s > 0 ? s : 0);
 }
+#endif
 
 SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_idx *indptr,
                                     const spmv_idx *indices, const double *data, int threads)

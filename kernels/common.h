@@ -13,6 +13,24 @@
 #endif
 typedef SPMV_INDEX spmv_idx;
 
+/* The k-th value of a plan: through the value index (p->codes into
+   p->table) when the kernel keeps one, else p->data. */
+#if defined(SPMV_VALUE_INDEX) && SPMV_VALUE_INDEX
+#define SPMV_VAL(p, k) ((p)->table[(p)->codes[k]])
+#else
+#define SPMV_VAL(p, k) ((p)->data[k])
+#endif
+
+/* This thread's number inside a parallel region (0 without OpenMP). */
+static inline int spmv_thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 static char spmv_error_buf[256];
 
 /* Why the last prepare returned NULL ("" if it did not). */
@@ -43,7 +61,7 @@ static int spmv_threads(int threads)
 
 /* Row bounds of nparts partitions of about equal cost nnz + rows (or equal
    rows when by_nnz is 0): bounds[p] .. bounds[p+1] - 1 belong to part p. */
-static void spmv_row_partition(int64_t n_rows, const spmv_idx *indptr, int nparts, int by_nnz,
+static inline void spmv_row_partition(int64_t n_rows, const spmv_idx *indptr, int nparts, int by_nnz,
                                int64_t *bounds)
 {
     double total = (double)indptr[n_rows] + (double)n_rows;

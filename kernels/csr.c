@@ -24,12 +24,6 @@
 #define SPMV_CODE uint16_t
 #endif
 
-#if SPMV_VALUE_INDEX
-#define VAL(k) (p->table[p->codes[k]])
-#else
-#define VAL(k) (p->data[k])
-#endif
-
 struct SPMV_NAME(plan) {
     int64_t n_rows, n_cols, nnz;
     int nparts;
@@ -82,12 +76,12 @@ static void SPMV_NAME(rows)(const SPMV_NAME(plan) *p, int64_t r0, int64_t r1,
                 __builtin_prefetch(&x[col[k + SPMV_PREFETCH + 3]]);
             }
 #endif
-            s0 += VAL(k) * x[col[k]];
-            s1 += VAL(k + 1) * x[col[k + 1]];
-            s2 += VAL(k + 2) * x[col[k + 2]];
-            s3 += VAL(k + 3) * x[col[k + 3]];
+            s0 += SPMV_VAL(p, k) * x[col[k]];
+            s1 += SPMV_VAL(p, k + 1) * x[col[k + 1]];
+            s2 += SPMV_VAL(p, k + 2) * x[col[k + 2]];
+            s3 += SPMV_VAL(p, k + 3) * x[col[k + 3]];
         }
-        for (; k < end; k++) s0 += VAL(k) * x[col[k]];
+        for (; k < end; k++) s0 += SPMV_VAL(p, k) * x[col[k]];
         y[i] = (s0 + s1) + (s2 + s3);
 #else
         double s = 0.0;
@@ -95,7 +89,7 @@ static void SPMV_NAME(rows)(const SPMV_NAME(plan) *p, int64_t r0, int64_t r1,
 #if SPMV_PREFETCH
             if (k + SPMV_PREFETCH < p->nnz) __builtin_prefetch(&x[col[k + SPMV_PREFETCH]]);
 #endif
-            s += VAL(k) * x[col[k]];
+            s += SPMV_VAL(p, k) * x[col[k]];
         }
         y[i] = s;
 #endif

@@ -67,10 +67,7 @@ void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const double *restrict x, double *
     const double *restrict val = p->val;
     #pragma omp parallel num_threads(p->nparts)
     {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
+        int t = spmv_thread_num();
         if (t < p->nparts) {
             int64_t r0 = p->bounds[t], r1 = p->bounds[t + 1];
             for (int64_t i = r0; i < r1; i++) y[i] = 0.0;

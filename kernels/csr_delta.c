@@ -7,12 +7,6 @@
 #define SPMV_VALUE_INDEX 0
 #endif
 
-#if SPMV_VALUE_INDEX
-#define VAL(k) (p->table[p->codes[k]])
-#else
-#define VAL(k) (p->data[k])
-#endif
-
 struct SPMV_NAME(plan) {
     int64_t n_rows, n_cols, nnz;
     int nparts;
@@ -83,7 +77,7 @@ SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_i
         for (k++; k < e; k++, s += sizeof(T)) {                        \
             T g; memcpy(&g, s, sizeof(T));                             \
             c += g;                                                    \
-            acc += VAL(k) * x[c];                                      \
+            acc += SPMV_VAL(p, k) * x[c];                                      \
         }                                                              \
     } while (0)
 
@@ -96,7 +90,7 @@ void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const double *restrict x, double *
             double acc = 0.0;
             if (k < e) {
                 int64_t c = p->first_col[i];
-                acc = VAL(k) * x[c];
+                acc = SPMV_VAL(p, k) * x[c];
                 if (p->width[i] == 1) SPMV_DELTA_ROW(uint8_t);
                 else if (p->width[i] == 2) SPMV_DELTA_ROW(uint16_t);
                 else SPMV_DELTA_ROW(uint32_t);

@@ -81,10 +81,7 @@ void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const double *restrict x, double *
     const double sign = p->skew ? -1.0 : 1.0;
     #pragma omp parallel num_threads(p->nparts)
     {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
+        int t = spmv_thread_num();
         if (t < p->nparts) {
             double *restrict buf = p->buf + (int64_t)t * n;
             memset(buf, 0, sizeof(double) * (size_t)n);

@@ -162,3 +162,13 @@ def test_emit_list_and_errors(tmp_path):
     bad.write_text("%%MatrixMarket matrix coordinate real general\n2 2 1\n3 3 1\n")
     r = CliRunner().invoke(main, ["emit", str(bad)])
     assert r.exit_code == 1 and f"{bad}:3" in r.output
+
+
+@pytest.mark.parametrize("kernel", sorted(TEMPLATES))
+def test_emitted_source_compiles_without_warnings(kernel, tmp_path):
+    src = tmp_path / f"{kernel}.c"
+    for info in ({}, {"shape": (1, 3)}, {"value_bytes": 1}):
+        src.write_text(render(kernel, op=types.SimpleNamespace(info=info)).source)
+        res = subprocess.run([find_compiler(), "-std=c99", "-fopenmp", "-Wall", "-Wextra",
+                              "-Werror", "-fsyntax-only", str(src)], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
