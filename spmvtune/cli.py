@@ -172,9 +172,11 @@ def _run_sweep(todo, opts, timeout, scheduler, store, say, as_json):
     from tqdm import tqdm
 
     from .bench.runner import run_distributed, run_local
+    import time
     rows = []
     bar = tqdm(total=len(todo), unit="matrix", file=sys.stderr, disable=as_json or None,
                dynamic_ncols=True)
+    start = time.perf_counter()
 
     def announce(items):
         for item in items:
@@ -191,7 +193,12 @@ def _run_sweep(todo, opts, timeout, scheduler, store, say, as_json):
             rows.append(row)
             bar.update()
             if not as_json:
-                bar.write(_row_line(row), file=sys.stderr)
+                done = len(rows)
+                eta = (time.perf_counter() - start) / done * (len(todo) - done)
+                # without a terminal the bar is off: the count and ETA go on each line
+                where = f"[{done}/{len(todo)}] " + (f"(ETA {eta / 60:.1f} min) " if bar.disable
+                                                    and done < len(todo) else "")
+                bar.write(where + _row_line(row), file=sys.stderr)
     except KeyboardInterrupt:
         bar.close()
         return rows, True
@@ -209,7 +216,8 @@ def _row_line(row):
         return f"{row['name']}: {row['status'].upper()}: {row.get('reason')}"
     g = gflops_of(row)
     parts = [f"{row['name']}: nnz {row['nnz']}",
-             f"{row['selected_kernel']} x{row['selected_threads']} {g.get('selected', 0):.2f} GFLOP/s"]
+             f"{row['selected_kernel']} x{row['selected_threads']} {g.get('selected', 0):.2f} GFLOP/s"
+             + (f" {row['gbps']:.1f} GB/s ({row['bandwidth_percent']:.0f}% bw)" if "gbps" in row else "")]
     for peer, label in (("scipy", "SciPy"), ("mkl_ie", "MKL IE")):
         if (v := speedup(row, peer)) is not None:
             parts.append(f"{v:.2f}x {label}")
@@ -463,10 +471,9 @@ def train(paths, out, store, threads, generated, kind, max_nnz):
     """Time every kernel on many matrices and fit the selector for this machine.
 
     PATHS are matrix files or directories (as `bench` takes); the generated
-    families add 208 matrices covering every bottleneck class (about 15
-    minutes on 2 cores).  Each
-    matrix is measured once and stored; interrupting loses at most the matrix
-    in progress.  The fitted model is written as JSON (no pickle) and used by
+    families add 466 matrices covering every bottleneck class (about 45
+    minutes on 2 cores).  Each matrix is measured once and stored;
+    interrupting loses at most the matrix in progress.  The fitted model is written as JSON (no pickle) and used by
     select_kernel(mode="features") from then on.
     """
     from . import load

@@ -62,6 +62,7 @@ def test_sweep_records_every_matrix_and_writes_reports(collection, tmp_path):
     assert good["bottlenecks"] and set(good["bottlenecks"]) <= {"MB", "ML", "IMB", "CMP"}
     # the summary, the CSV, the plots and the report
     assert "selected vs SciPy csr_matvec" in r.output and "FAILED: bad" in r.output
+    assert "[1/3] (ETA" in r.output and "[3/3] " in r.output     # progress without a terminal
     csv_lines = (out / "results.csv").read_text().splitlines()
     assert len(csv_lines) == 4 and "gflops_selected" in csv_lines[0]
     for png in ("speedup.png", "roofline.png", "classes.png"):

@@ -109,7 +109,7 @@ def write_markdown(path, rows, s, plots, context):
     out += ["## Per matrix", "",
             "GFLOP/s of each contestant; speedups are of the selected kernel.", "",
             "| matrix | nnz | bottlenecks | selected | GFLOP/s selected | SciPy | MKL IE "
-            "| vs SciPy | vs MKL IE | % bandwidth | status |",
+            "| vs SciPy | vs MKL IE | GB/s (% bandwidth) | status |",
             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         g = gflops_of(r) if r.get("seconds") else {}
@@ -118,7 +118,7 @@ def write_markdown(path, rows, s, plots, context):
             str(r.get("selected_kernel") or "-"), _x(g.get("selected"), "{:.2f}"),
             _x(g.get("scipy"), "{:.2f}"), _x(g.get("mkl_ie"), "{:.2f}"),
             _x(speedup(r, "scipy")), _x(speedup(r, "mkl_ie")),
-            _x(r.get("bandwidth_percent"), "{:.0f}"),
+            (f"{r['gbps']:.1f} ({r['bandwidth_percent']:.0f}%)" if r.get("gbps") else "-"),
             r.get("status", "") + (f": {r['reason']}" if r.get("reason") else "")]) + " |")
     path.write_text("\n".join(out) + "\n")
     return path
