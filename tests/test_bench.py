@@ -272,14 +272,17 @@ def test_ssget_offline_says_so(monkeypatch):
 
 
 def test_ssget_downloads_then_benches(monkeypatch, tmp_path):
+    archive = tmp_path / "served" / "lap40.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(BUNDLED / "laplace2d_40.mtx", arcname="lap40/lap40.mtx")
+
     class FakeMatrix:
         group, name, nnz = "Demo", "lap40", 7840
 
-        def download(self, format, destpath, extract):
-            assert format == "MM" and not extract
-            Path(destpath).mkdir(parents=True, exist_ok=True)
-            with tarfile.open(Path(destpath) / "lap40.tar.gz", "w:gz") as tar:
-                tar.add(BUNDLED / "laplace2d_40.mtx", arcname="lap40/lap40.mtx")
+        def url(self, format):
+            assert format == "MM"
+            return archive.as_uri()                 # file:// stands in for https://
     _fake_ssgetpy(monkeypatch, lambda name_or_id, **kw: [FakeMatrix()])
     out = tmp_path / "out"
     r = bench("--ssget", "Demo/lap40", "--out", out, *FAST)
