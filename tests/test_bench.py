@@ -323,3 +323,37 @@ def test_store_keeps_rows_per_thread_count(tmp_path):
     assert [r["status"] for r in st.rows(2)] == ["ok"] and len(st.rows()) == 2
     with sqlite3.connect(st.path) as db:                  # plain SQLite for other tools
         assert db.execute("SELECT COUNT(*) FROM rows").fetchone() == (2,)
+
+
+def test_a_real_ctrl_c_keeps_the_rows_and_a_rerun_finishes(collection, tmp_path):
+    """SIGINT to a running `python -m spmvtune bench`: exit 130, what was
+    measured is in the store, and the rerun measures only the rest."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from spmvtune.machine import machine_profile
+    machine_profile(2)                    # the subprocess reads this (fake) profile from the cache
+    for i in range(6):                    # enough matrices that the signal lands mid-sweep
+        shutil.copy(BUNDLED / "fem_blocks_900.mtx.gz", collection / f"copy{i}.mtx.gz")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "spmvtune", "bench", str(collection), "--out", str(out),
+           "--repeats", "200", "--threads", "2", "--no-mkl"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "results.sqlite").exists() and len(BenchStore(out).rows()) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "rerun with --out" in err
+    kept = len(BenchStore(out).rows())
+    assert 2 <= kept < 9
+    r = subprocess.run(cmd[:-5] + ["--repeats", "2", "--threads", "2", "--no-mkl"],
+                       capture_output=True, text=True, timeout=300, env=os.environ)
+    assert r.returncode == 1                # bad.mtx
+    assert f"{kept} of 9 matrices already in" in r.stderr
+    assert len(BenchStore(out).rows()) == 9
