@@ -82,6 +82,21 @@ def cross_validation(records):
     out["always the single best kernel"] = summarize("always the single best (train folds)", regs)
     regs = [regret(rec["times"], rec["rule"]) for _, _, rec in kept]
     out["bottleneck rule"] = summarize("bottleneck rule (with profile)", regs)
+    # auto mode times the rule's pick against the baseline and keeps the faster
+    # (here with the stored medians, i.e. without the check's own noise)
+    auto = [min(regret(rec["times"], rec["rule"]), regret(rec["times"], "csr_balanced"))
+            for _, _, rec in kept]
+    out["auto"] = summarize("auto: rule + timed check (stored times)", auto)
+    print("  per bottleneck class (classes held by the profile; a matrix may hold several):")
+    by_class = {}
+    for (_, _, rec), r in zip(kept, auto):
+        for c in [c for c, v in rec.get("scores", {}).items() if v >= 0.5] or ["none"]:
+            by_class.setdefault(c, []).append(r)
+    for c in ("MB", "ML", "IMB", "CMP", "none"):
+        if c in by_class:
+            r = np.array(by_class[c])
+            print(f"    {c:4s} {len(r):4d} matrices: auto within 5% {np.mean(r <= TOLERANCE):6.1%}, "
+                  f"mean regret {r.mean():6.1%}")
     if all("rule_features" in rec for _, _, rec in kept):
         regs = [regret(rec["times"], rec["rule_features"]) for _, _, rec in kept]
         out["bottleneck rule (features)"] = summarize("bottleneck rule (features only)", regs)
@@ -193,12 +208,15 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-large", action="store_true")
     ap.add_argument("--cg-only", action="store_true", help="only part 3, the CG solve")
+    ap.add_argument("--cv-only", action="store_true", help="only part 1, cross-validation")
     args = ap.parse_args(argv)
     if args.cg_only:
         cg_solve(args.threads)
         return
     records = [r for r in ResultsStore(args.store).records() if "times" in r[2]]
     cross_validation(records)
+    if args.cv_only:
+        return
     paths = sorted(p for p in Path(args.shared).iterdir()
                    if p.name.endswith((".mtx", ".mtx.gz"))) if args.shared else []
     held_out(paths, args.threads, not args.no_large)

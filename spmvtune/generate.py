@@ -133,3 +133,18 @@ LARGE = {
     "short_rows": (lambda: short_rows(11_000_000), "1-2 random columns per row, ~16M nnz"),
     "wide_lp": (lambda: wide_lp(300_000, 3_000_000, 40), "300k x 3M, 40 random columns per row"),
 }
+
+
+def dominant_row(n_rows, per_row=6, share=0.6, seed=0):
+    """Short random rows plus one row holding ``share`` of all the nonzeros.
+    Past half the work, no row partition can balance it (IMB); the matrix is
+    as wide as that row needs."""
+    rng = np.random.default_rng(seed)
+    base = n_rows * per_row
+    heavy = int(base * share / (1 - share))
+    n_cols = max(n_rows, int(heavy * 1.25))
+    rows = np.concatenate([np.repeat(np.arange(n_rows), per_row),
+                           np.full(heavy, rng.integers(n_rows))])
+    cols = np.concatenate([rng.integers(0, n_cols, size=base),
+                           rng.choice(n_cols, size=heavy, replace=False)])
+    return _from_rows(n_rows, n_cols, rows, cols, rng=rng)

@@ -92,6 +92,51 @@ def _grid(scale=1.0):
     for n in (300, 1_000, 2_000):
         yield (f"dense_{n}", "dense",
                lambda seed, n=n: generate.random_scatter(s(n), max(s(n) // 3, 1), seed=seed), True)
+    yield from _grid_by_class(s)
+
+
+def _grid_by_class(s):
+    """More matrices where the first grid was thin: thread imbalance (one row
+    holding over half the work, at sizes where two threads are used) and
+    memory-bound and latency-bound matrices just past the L3 (3.5-10M
+    nonzeros, cheaper to time than the largest).  Each gets three draws."""
+    def out_of_cache(nnz):
+        return 3_500_000 <= nnz * s(1_000_000) / 1_000_000 <= 10_000_000
+    for n in (20_000, 40_000, 80_000, 150_000):
+        for per in (4, 8, 12):
+            for share in (0.55, 0.65, 0.75, 0.85):
+                if n * per / (1 - share) <= 8_000_000:
+                    yield (f"dominant_{n}_{per}_{share}", "dominant",
+                           lambda seed, n=n, per=per, sh=share: generate.dominant_row(
+                               s(n), per, sh, seed=seed), True)
+    for nb in (60_000, 90_000, 120_000):
+        for bpr, bs in ((6, 3), (9, 3), (12, 2), (6, 2)):
+            for spread in (10, 300):
+                if out_of_cache(nb * bpr * bs * bs):
+                    yield (f"fembig_{nb}_{bpr}_{bs}_{spread}", "fembig",
+                           lambda seed, nb=nb, b=bpr, bs=bs, sp=spread: generate.fem_blocks(
+                               s(nb), b, bs=bs, spread=sp, seed=seed), True)
+    for n in (600_000, 1_000_000, 1_500_000):
+        for hb in (2, 3, 5):
+            if out_of_cache(n * (2 * hb + 1)):
+                yield (f"bandbig_{n}_{hb}", "bandbig",
+                       lambda seed, n=n, hb=hb: generate.banded(s(n), hb, seed=seed), True)
+    for n in (400_000, 700_000, 1_000_000, 1_500_000):
+        for per in (4, 6, 8, 10):
+            if out_of_cache(n * per):
+                yield (f"scatterbig_{n}_{per}", "scatterbig",
+                       lambda seed, n=n, per=per: generate.random_scatter(s(n), per,
+                                                                          seed=100 + seed), True)
+    for n in (3_000_000, 4_500_000):
+        yield (f"shortbig_{n}", "shortbig",
+               lambda seed, n=n: generate.short_rows(s(n), seed=seed), True)
+    for n in (450_000, 700_000):
+        for exp in (1.3, 1.8, 2.5):
+            yield (f"powerbig_{n}_{exp}", "powerbig",
+                   lambda seed, n=n, e=exp: generate.power_law(s(n), 8, exponent=e, seed=seed), True)
+    for m, n, per in ((100_000, 1_500_000, 40), (150_000, 4_000_000, 30)):
+        yield (f"widebig_{m}_{per}", "widebig",
+               lambda seed, m=m, n=n, per=per: generate.wide_lp(s(m), s(n), per, seed=seed), True)
 
 
 def measure_matrix(A, threads, repeats=5, min_seconds=0.3, kernels=None):
