@@ -6,8 +6,9 @@ Modes (how the choice is made):
   micro-profiler's measurements (~25 baseline products).  In cross-validation
   grouped by matrix family it had the lowest regret of every selector tried
   (benchmarks/selection_eval.py), so it is the default.
-- ``"auto"`` (default): ``"profile"``, then the recommendation is timed
-  against the baseline (a few products) and the faster kept.  Below ``PROFILE_MIN_CALLS`` expected calls the profile
+- ``"auto"`` (default): ``"profile"``, then the recommendation, its cheap
+  sibling (``CHECK_WITH``) and ``csr_unroll4`` are timed against the baseline
+  (a few products) and the fastest kept.  Below ``PROFILE_MIN_CALLS`` expected calls the profile
   cannot pay for itself and the baseline is used.
 - ``"features"``: the trained model (:mod:`spmvtune.model`: the user's from
   ``spmvtune train``, else the one shipped) on structural features only (one
@@ -49,6 +50,13 @@ CONFIDENT = 0.6
 PROFILE_MIN_CALLS = 100
 #: Candidates timed when unsure: the model's top ones plus the baseline.
 TOP_CANDIDATES = 2
+#: In "auto", timed beside the rule's pick (cheap to prepare).  In the training
+#: data (benchmarks/selection_eval.py) the pick alone against the baseline left
+#: 8.9% mean regret, with these siblings and csr_unroll4 3.9%; on imbalanced
+#: matrices 17% and 4%.
+CHECK_WITH = {"csr_split": ("csr_split_prefetch",), "csr_split_prefetch": ("csr_split",),
+              "csr_prefetch": ("csr_colblock_prefetch",),
+              "csr_colblock_prefetch": ("csr_prefetch",)}
 
 
 def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=None,
@@ -151,10 +159,11 @@ def _decide(csr, threads, mode, expected_calls, cache):
         decision = {"kernel": res.recommended, "threads": res.recommended_threads,
                     "options": {}, "bottlenecks": list(res.bottlenecks),
                     "predicted_speedup": res.expected_speedup, "source": f"{mode} (rule)"}
-        if mode == "auto" and res.recommended != BASELINE:
-            # a few products against the profile's ~25: the rule's pick must
-            # beat the baseline here (it lost on mid-size ML matrices in cache)
-            decision = _check_by_timing(csr, [decision["kernel"]], decision, threads)
+        if mode == "auto":
+            # a few products against the profile's ~25: the rule's pick, its
+            # cheap sibling and the unrolled loop must beat the baseline here
+            picks = [decision["kernel"], *CHECK_WITH.get(decision["kernel"], ()), "csr_unroll4"]
+            decision = _check_by_timing(csr, picks, decision, threads)
     if store is not None:
         store.put(key, {k: v for k, v in decision.items() if k not in ("source", "op")})
     return _afford(decision, csr, threads, expected_calls)
@@ -220,7 +229,7 @@ def _by_model(csr, threads, mode, model):
 
 
 def _check_by_timing(csr, candidates, decision, threads):
-    """Low confidence: time the candidates and the baseline, keep the fastest."""
+    """Time the candidates and the baseline side by side, keep the fastest."""
     t = decision["threads"]
     timed = _candidates_timed(csr, list(dict.fromkeys([*candidates, BASELINE])), t)
     base = timed[BASELINE][0]
