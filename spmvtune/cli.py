@@ -471,7 +471,7 @@ def train(paths, out, store, threads, generated, kind, max_nnz):
     """Time every kernel on many matrices and fit the selector for this machine.
 
     PATHS are matrix files or directories (as `bench` takes); the generated
-    families add 466 matrices covering every bottleneck class (about 45
+    families add 760 matrices covering every bottleneck class (about 75
     minutes on 2 cores).  Each matrix is measured once and stored;
     interrupting loses at most the matrix in progress.  The fitted model is written as JSON (no pickle) and used by
     select_kernel(mode="features") from then on.

@@ -31,13 +31,16 @@ def _from_rows(n_rows, n_cols, rows, cols, vals=None, rng=None):
     return sp.csr_array((vals, c.astype(idx_t), indptr.astype(idx_t)), shape=(n_rows, n_cols))
 
 
-def stencil3d(n, seed=0):
-    """27-point stencil on an n^3 grid: 26 on the diagonal, -1 off it (MB)."""
+def stencil3d(n, seed=0, random_values=False):
+    """27-point stencil on an n^3 grid: 26 on the diagonal, -1 off it (MB);
+    with ``random_values`` the same structure with random values."""
     one = sp.diags_array([np.ones(n - 1), np.ones(n), np.ones(n - 1)], offsets=[-1, 0, 1],
                          shape=(n, n))
     A = sp.kron(sp.kron(one, one), one, format="csr")
     A.data[:] = -1.0
     A.setdiag(26.0)
+    if random_values:
+        A.data[:] = np.random.default_rng(seed).uniform(-1.0, 1.0, A.nnz)
     A = sp.csr_array(A)
     A.sum_duplicates()
     return A

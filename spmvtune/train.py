@@ -137,6 +137,48 @@ def _grid_by_class(s):
     for m, n, per in ((100_000, 1_500_000, 40), (150_000, 4_000_000, 30)):
         yield (f"widebig_{m}_{per}", "widebig",
                lambda seed, m=m, n=n, per=per: generate.wide_lp(s(m), s(n), per, seed=seed), True)
+    yield from _grid_more(s, out_of_cache)
+
+
+def _grid_more(s, out_of_cache):
+    """Toward hundreds of matrices per class: memory-bound structures just past
+    the L3 (banded, FEM blocks, stencils with random values), more imbalanced
+    ones, and small in-cache ones (computation-bound).  Three draws each."""
+    for n in (500_000, 700_000, 900_000, 1_200_000):
+        for hb in (2, 3, 4, 5, 6):
+            if out_of_cache(n * (2 * hb + 1)):
+                yield (f"bandmb_{n}_{hb}", "bandmb",
+                       lambda seed, n=n, hb=hb: generate.banded(s(n), hb, seed=10 + seed), True)
+    for nb in (50_000, 70_000, 100_000, 140_000):
+        for bpr, bs in ((5, 3), (8, 3), (10, 2), (16, 2)):
+            for spread in (10, 30):
+                if out_of_cache(nb * bpr * bs * bs):
+                    yield (f"femmb_{nb}_{bpr}_{bs}_{spread}", "femmb",
+                           lambda seed, nb=nb, b=bpr, bs=bs, sp=spread: generate.fem_blocks(
+                               s(nb), b, bs=bs, spread=sp, seed=10 + seed), True)
+    for n in (52, 56, 60, 64, 68, 72):
+        yield (f"stencilrv_{n}", "stencilrv",
+               lambda seed, n=n: generate.stencil3d(max(int(n * s(1_000_000) ** (1 / 3) / 100), 3),
+                                                    seed=seed, random_values=True), True)
+    for n in (25_000, 60_000, 100_000, 200_000):
+        for per in (3, 6, 10):
+            for share in (0.6, 0.7, 0.8):
+                if n * per / (1 - share) <= 8_000_000:
+                    yield (f"dominant2_{n}_{per}_{share}", "dominant2",
+                           lambda seed, n=n, per=per, sh=share: generate.dominant_row(
+                               s(n), per, sh, seed=20 + seed), True)
+    for n in (20_000, 50_000, 100_000):
+        for hb in (1, 2, 4, 8):
+            yield (f"bandsmall_{n}_{hb}", "bandsmall",
+                   lambda seed, n=n, hb=hb: generate.banded(s(n), hb, seed=30 + seed), True)
+    for n in (15, 20, 25, 30):
+        yield (f"stencilsmall_{n}", "stencilsmall",
+               lambda seed, n=n: generate.stencil3d(max(int(n * s(1_000_000) ** (1 / 3) / 100), 3),
+                                                    seed=seed, random_values=True), True)
+    for nb in (2_000, 5_000, 10_000):
+        for bpr in (4, 8):
+            yield (f"femsmall_{nb}_{bpr}", "femsmall",
+                   lambda seed, nb=nb, b=bpr: generate.fem_blocks(s(nb), b, seed=30 + seed), True)
 
 
 def measure_matrix(A, threads, repeats=5, min_seconds=0.3, kernels=None):
