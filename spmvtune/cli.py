@@ -215,14 +215,17 @@ def _row_line(row):
     if row.get("status") != OK and not row.get("seconds"):
         return f"{row['name']}: {row['status'].upper()}: {row.get('reason')}"
     g = gflops_of(row)
+    sel = f"{row['selected_kernel']} x{row['selected_threads']}"
     parts = [f"{row['name']}: nnz {row['nnz']}",
-             f"{row['selected_kernel']} x{row['selected_threads']} {g.get('selected', 0):.2f} GFLOP/s"
-             + (f" {row['gbps']:.1f} GB/s ({row['bandwidth_percent']:.0f}% bw)" if "gbps" in row else "")]
+             (f"{sel} {g['selected']:.2f} GFLOP/s {row['gbps']:.1f} GB/s "
+              f"({row['bandwidth_percent']:.0f}% bw)") if "selected" in g
+             else f"selected {sel} failed its check"]
     for peer, label in (("scipy", "SciPy"), ("mkl_ie", "MKL IE")):
         if (v := speedup(row, peer)) is not None:
             parts.append(f"{v:.2f}x {label}")
     if row.get("oracle_kernel"):
-        parts.append(f"oracle {row['oracle_kernel']} (regret {row['regret']:.0%})")
+        parts.append(f"oracle {row['oracle_kernel']}"
+                     + (f" (regret {row['regret']:.0%})" if row.get("regret") is not None else ""))
     parts.append(",".join(row.get("bottlenecks") or []) or "no bottleneck")
     line = ", ".join(parts)
     if row.get("reason"):
