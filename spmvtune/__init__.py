@@ -11,7 +11,7 @@ from .operator import SpMVOperator, single_threaded_blas
 from .pool import KernelUnusable, kernel_names
 from .select import select_kernel
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["load", "analyze", "Analysis", "kernel_names", "select_kernel", "SpMVOperator",
            "single_threaded_blas", "MatrixInfo",

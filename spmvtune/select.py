@@ -31,6 +31,9 @@ from .pool import KernelUnusable, get_kernel, kernel_names
 from .validate import as_canonical_csr, check_threads
 
 MODES = ("auto", "features", "profile", "exhaustive")
+#: Part of the tuning-cache key: raise it whenever the selection logic changes,
+#: so that decisions cached by the old logic are made again.
+SELECTOR_REVISION = 2
 BASELINE = "csr_balanced"
 #: Below this many nonzeros one thread wins: the thread launch (~3 us) costs
 #: more than the second thread saves (on the held-out real matrices of

@@ -48,8 +48,12 @@ def machine_fingerprint():
 
 
 def decision_key(csr, threads, mode):
+    """Also keyed by the selector's revision: a decision made by older
+    selection logic is not reused (``select.SELECTOR_REVISION``)."""
     from . import __version__
-    return f"{matrix_fingerprint(csr)}:{machine_fingerprint()}:{threads}:{mode}:{__version__}"
+    from .select import SELECTOR_REVISION
+    return (f"{matrix_fingerprint(csr)}:{machine_fingerprint()}:{threads}:{mode}:"
+            f"{__version__}:r{SELECTOR_REVISION}")
 
 
 class TuningCache:
