@@ -44,7 +44,7 @@ def kernels(as_json):
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--suite", "suites", multiple=True, metavar="NAME",
               help="A bundled generated suite: 'quick' (8 matrices, about a minute) or "
-                   "'large' (6 out-of-cache matrices of 16-30M nonzeros). Repeatable.")
+                   "'large' (6 out-of-cache matrices of 12-29M nonzeros). Repeatable.")
 @click.option("--ssget", "ssget_query", metavar="QUERY",
               help="Download a SuiteSparse selection with ssgetpy, e.g. 'HB/bcsstk13' or "
                    "'group=HB,nzbounds=1000:200000,limit=20' (needs the network).")
