@@ -24,6 +24,7 @@ from spmvtune.cbuild import CKernel
 from spmvtune.emit import render
 from spmvtune.pool import KernelUnusable
 from spmvtune.timing import gflops, interleaved_medians
+from spmvtune.validate import first_mismatch
 
 DEFAULT_KERNELS = ("csr_balanced", "csr_unroll4", "csr_prefetch", "csr_split_prefetch",
                    "csr_colblock_prefetch", "csr_vi", "csr_delta", "bcsr", "bcsr_vi", "csr_sym")
@@ -35,7 +36,6 @@ def compare(A, kernels, threads, repeats):
     x = np.random.default_rng(1).uniform(-1, 1, A.shape[1])
     y = np.empty(A.shape[0])
     ref = A @ x
-    tol = 1e-12 * (abs(A) @ np.abs(x) + 1e-300) * (A.nnz + 1)
     cont, setup = {}, {}
     for name in kernels:
         try:
@@ -54,7 +54,7 @@ def compare(A, kernels, threads, repeats):
         for label, fn in ((f"{name}", lambda op=op: op.matvec(x, out=y)),
                           (f"{name}.c", lambda plan=plan: plan(x, y))):
             fn()
-            if not np.all(np.abs(y - ref) <= tol):
+            if first_mismatch(y, A, x, ref) is not None:
                 print(f"  {label}: WRONG RESULT; not timed", file=sys.stderr)
                 continue
             cont[label] = fn

@@ -76,6 +76,12 @@ def analyze(A, *, threads=None, profile=True, machine=None):
                     prof.to_dict() if prof else None, kernel, rec_threads, speedup, roof, cost)
 
 
+def structural_bottlenecks(A, threads=None):
+    """The classes the structure alone suggests (one feature pass, no timing):
+    for reports when the selection did not analyse ``A``."""
+    return list(analyze(A, threads=threads, profile=False).bottlenecks)
+
+
 def _evidence(f, prof, machine, threads):
     l3 = machine.caches["L3"] / 2**20
     out = [f"working set {f['working_set_bytes'] / 2**20:.1f} MiB = {f['ws_over_l3']:.2f} x the "

@@ -45,14 +45,19 @@ class MachineProfile:
 
     def product_seconds(self, nnz, rows, cols, threads):
         """Estimated seconds of one baseline CSR product: the slower of streaming
-        its bytes (12 nnz + 4 (rows + 1) + 8 (rows + cols)) at the read bandwidth
-        and computing 2 nnz flops at the in-cache rate."""
-        nbytes = 12.0 * nnz + 4.0 * (rows + 1) + 8.0 * (rows + cols)
-        return max(nbytes / (self.bandwidth(threads) * 1e9),
+        its bytes (:func:`csr_bytes`) at the read bandwidth and computing 2 nnz
+        flops at the in-cache rate."""
+        return max(csr_bytes(rows, cols, nnz) / (self.bandwidth(threads) * 1e9),
                    2.0 * max(nnz, 1) / (self.incache_rate(threads) * 1e9))
 
     def to_dict(self):
         return asdict(self)
+
+
+def csr_bytes(rows, cols, nnz):
+    """Bytes one CSR product moves at least: 12 per nonzero (value + int32
+    index), 4 per row pointer, y written and x read once (8 each)."""
+    return 12.0 * nnz + 4.0 * (rows + 1) + 8.0 * (rows + cols)
 
 
 def _closest(table, threads):

@@ -5,6 +5,16 @@ import scipy.sparse as sp
 from .pool.registry import CSR
 
 
+def first_mismatch(y, A, x, ref=None):
+    """The first row where ``y`` differs from ``A @ x`` by more than any
+    summation order can (4 eps (row nnz + 1) sum |a x|), or None.
+    A: scipy.sparse CSR; ref: ``A @ x`` when already computed."""
+    ref = A @ x if ref is None else ref
+    tol = 4 * np.finfo(float).eps * (np.diff(A.indptr) + 1) * (abs(A) @ np.abs(x)) + 1e-300
+    bad = ~(np.abs(y - ref) <= tol)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
 def as_canonical_csr(A):
     """A scipy.sparse matrix/array -> :class:`CSR` (float64, sorted, no duplicates).
 

@@ -130,3 +130,16 @@ def test_single_threaded_blas_limits_and_restores():
     with spmvtune.single_threaded_blas():
         assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+def test_first_mismatch_finds_the_wrong_row_only():
+    from spmvtune.validate import first_mismatch
+    A = sp.csr_array(sp.random_array((50, 40), density=0.3, random_state=2))
+    x = np.random.default_rng(0).uniform(-1, 1, 40)
+    y = A @ x
+    assert first_mismatch(y, A, x) is None
+    assert first_mismatch(y[::-1].copy()[::-1], A, x, ref=A @ x) is None
+    y[7] += 1e-6
+    assert first_mismatch(y, A, x) == 7
+    y[7] = np.nan
+    assert first_mismatch(y, A, x) == 7

@@ -33,12 +33,6 @@ class Options:
     kernels: tuple = field(default_factory=tuple)   # with all_kernels: only these
 
 
-def csr_bytes(rows, cols, nnz):
-    """Bytes one CSR product moves at least: 12 per nonzero (value + int32
-    index), 4 per row pointer, y written and x read once (8 each)."""
-    return 12.0 * nnz + 4.0 * (rows + 1) + 8.0 * (rows + cols)
-
-
 def measure_item(item, opts):
     """Load and measure one :class:`~spmvtune.bench.items.Item`; never raises
     for a bad matrix: the row says ``status`` and ``reason``."""
@@ -72,21 +66,21 @@ def measure_matrix(A, opts):
     """The measured fields of a row for a ``scipy.sparse`` matrix ``A``.
 
     Times in seconds per product, ``intensity`` in flop/byte (CSR bytes of
-    :func:`csr_bytes`), ``gbps`` the selected kernel's effective GB/s and
+    :func:`spmvtune.machine.csr_bytes`), ``gbps`` the selected kernel's effective GB/s and
     ``bandwidth_percent`` that against this machine's measured read bandwidth.
     """
     from .. import select_kernel
-    from ..analysis import analyze
-    from ..machine import machine_profile
+    from ..analysis import structural_bottlenecks
+    from ..machine import csr_bytes, machine_profile
     from ..pool import KernelUnusable, kernel_names
     from ..select import BASELINE
     from ..timing import OPENMP_SPIN_SECONDS, interleaved_medians
+    from ..validate import first_mismatch
 
     A = A.tocsr()
     x = np.random.default_rng(0).uniform(-1, 1, A.shape[1])
     y = np.empty(A.shape[0])
     ref = A @ x
-    tol = 1e-12 * (np.abs(A) @ np.abs(x) + 1e-300) * (A.nnz + 1)
     contestants, errors = {"scipy": lambda: A @ x}, {}
 
     def check(name, fn):
@@ -94,11 +88,8 @@ def measure_matrix(A, opts):
         try:
             y.fill(np.nan)
             fn()
-            if not np.all(np.abs(y - ref) <= tol):
-                bad = int(np.argmax(~(np.abs(y - ref) <= tol)))
+            if (bad := first_mismatch(y, A, x, ref)) is not None:
                 raise AssertionError(f"row {bad}: {y[bad]!r} but SciPy gives {ref[bad]!r}")
-        except KernelUnusable:
-            return False
         except Exception as exc:      # noqa: BLE001 - a failing kernel must not stop the sweep
             errors[name] = f"{type(exc).__name__}: {exc}"
             return False
@@ -109,20 +100,17 @@ def measure_matrix(A, opts):
         warnings.simplefilter("ignore")          # foreign-model warnings: once per CLI run
         sel = select_kernel(A, threads=opts.threads, cache=opts.cache)
     check("selected", lambda: sel.matvec(x, out=y))
-    ops = {}
     wanted = ([BASELINE] + [n for n in (opts.kernels or kernel_names()) if n != BASELINE]
               if opts.all_kernels else [BASELINE])
     for name in wanted:
         try:
-            ops[name] = op = select_kernel(A, kernel=name, threads=opts.threads)
+            op = select_kernel(A, kernel=name, threads=opts.threads)
         except KernelUnusable:
             continue
         except Exception as exc:      # noqa: BLE001
             errors[name] = f"{type(exc).__name__}: {exc}"
             continue
         check("baseline" if name == BASELINE else name, lambda op=op: op.matvec(x, out=y))
-    if opts.all_kernels and BASELINE in ops and "baseline" in contestants:
-        contestants[BASELINE] = contestants["baseline"]
     if opts.one_thread:
         sel1 = select_kernel(A, threads=1, cache=opts.cache)
         check("selected_1t", lambda: sel1.matvec(x, out=y))
@@ -139,11 +127,9 @@ def measure_matrix(A, opts):
 
     spin = {k: OPENMP_SPIN_SECONDS for k in ("mkl_csr", "mkl_ie") if k in contestants}
     seconds = interleaved_medians(contestants, repeats=opts.repeats, settle=spin)
-    if "baseline" in seconds and BASELINE in seconds:
-        seconds[BASELINE] = seconds["baseline"]      # one timing, two names
-    bottlenecks = list(sel.bottlenecks)
-    if not bottlenecks:
-        bottlenecks = list(analyze(A, threads=opts.threads, profile=False).bottlenecks)
+    if opts.all_kernels and "baseline" in seconds:
+        seconds[BASELINE] = seconds["baseline"]      # timed once, listed in the pool too
+    bottlenecks = list(sel.bottlenecks) or structural_bottlenecks(A, opts.threads)
     nbytes = csr_bytes(A.shape[0], A.shape[1], A.nnz)
     bw = machine_profile(opts.threads).bandwidth(opts.threads)
     out = {"status": OK if not errors else FAILED,
