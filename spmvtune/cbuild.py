@@ -50,8 +50,7 @@ def compile_kernel(source, flags=FLAGS, cache=None):
                              capture_output=True, text=True)
         if res.returncode != 0:
             raise CompileError(f"{cc} failed:\n{res.stderr[-4000:]}")
-        os.replace(tmp_lib, lib) if out_dir.stat().st_dev == tmp_lib.stat().st_dev \
-            else shutil.move(str(tmp_lib), lib)
+        shutil.move(str(tmp_lib), lib)        # a rename on one file system
     return lib
 
 

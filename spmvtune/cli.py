@@ -1,6 +1,7 @@
 """The ``spmvtune`` command line: one subcommand per capability, ``--json`` for machines."""
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -154,14 +155,15 @@ def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels,
         if len(todo) < len(items):
             say(f"{len(items) - len(todo)} of {len(items)} matrices already in {store.path}; "
                 f"measuring {len(todo)}")
-    rows, interrupted = _run_sweep(todo, opts, timeout, scheduler, store, say, as_json)
+    measured, interrupted = _run_sweep(todo, opts, timeout, scheduler, store, say, as_json)
+    rows = measured
     if store:
         keys = {i.key for i in items}
         rows = [r for r in store.rows(threads) if r["matrix"] in keys]
     _report(rows, prof, threads, store, out_dir, as_json, say)
     if interrupted:
-        say(f"interrupted: {len(todo) - len([r for r in rows if r['matrix'] in {i.key for i in todo}])}"
-            " matrices not measured" + (f"; rerun with --out {out_dir} to resume" if out_dir else ""))
+        say(f"interrupted: {len(todo) - len(measured)} matrices not measured"
+            + (f"; rerun with --out {out_dir} to resume" if out_dir else ""))
         sys.exit(130)
     sys.exit(0 if all(r.get("status") in (OK, SKIPPED) for r in rows) else 1)
 
@@ -172,7 +174,6 @@ def _run_sweep(todo, opts, timeout, scheduler, store, say, as_json):
     from tqdm import tqdm
 
     from .bench.runner import run_distributed, run_local
-    import time
     rows = []
     bar = tqdm(total=len(todo), unit="matrix", file=sys.stderr, disable=as_json or None,
                dynamic_ncols=True)
@@ -237,6 +238,7 @@ def _report(rows, prof, threads, store, out_dir, as_json, say):
     """Summary to the terminal (or JSON); with --out also CSV, plots, report.md."""
     import platform
 
+    from . import __version__
     from .bench.report import summarize, summary_lines, write_markdown
     summary = summarize(rows)
     written = {}
@@ -252,7 +254,7 @@ def _report(rows, prof, threads, store, out_dir, as_json, say):
                    "threads": threads,
                    "measured bandwidth": f"{prof.bandwidth(threads):.1f} GB/s (read)",
                    "python": platform.python_version(),
-                   "spmvtune": _version()}
+                   "spmvtune": __version__}
         written["report"] = write_markdown(store.dir / "report.md", rows, summary, plots, context)
         store.close()
     if as_json:
@@ -263,14 +265,6 @@ def _report(rows, prof, threads, store, out_dir, as_json, say):
         click.echo(line)
     if written:
         click.echo(f"\nwritten: {written['csv']}, {written['report']} (with PNG plots)")
-
-
-def _version():
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("spmvtune")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 @main.command()
@@ -325,10 +319,8 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, list_only):
         raise click.ClickException(str(exc))
     if op.kernel not in TEMPLATES:
         raise click.ClickException(f"{op.kernel} has no C template: {NOT_IN_C.get(op.kernel)}")
-    bottlenecks = list(op.bottlenecks)
-    if not bottlenecks:
-        from .analysis import analyze
-        bottlenecks = list(analyze(A, threads=threads, profile=False).bottlenecks)
+    from .analysis import structural_bottlenecks
+    bottlenecks = list(op.bottlenecks) or structural_bottlenecks(A, threads)
     x = np.ones(A.shape[1])
     y = np.empty(A.shape[0])
     speed = gflops(A.nnz, interleaved_medians({"k": lambda: op.matvec(x, out=y)}, repeats=5)["k"])

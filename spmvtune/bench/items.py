@@ -34,7 +34,7 @@ SUITES = {
         "wide_lp_30k": (lambda: generate.wide_lp(30_000, 300_000, 40), "30k x 300k, LP-like"),
     },
     # 16-30M nonzeros each, far beyond the caches: the figures of the README
-    "large": {name: spec for name, spec in generate.LARGE.items()},
+    "large": dict(generate.LARGE),
 }
 
 

@@ -129,10 +129,3 @@ def run_distributed(items, opts, scheduler, timeout=None):
                        "reason": f"Dask task failed: {type(exc).__name__}: {exc}"}
     finally:
         client.close()
-
-
-def cluster_size(scheduler):
-    """Number of workers at a scheduler (for the progress line)."""
-    from distributed import Client
-    with Client(scheduler, timeout=10) as client:
-        return len(client.scheduler_info()["workers"])
