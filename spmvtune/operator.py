@@ -85,9 +85,9 @@ def single_threaded_blas():
     Iterative solvers interleave the product with BLAS vector operations
     (dot, axpy).  OpenBLAS's worker threads busy-wait after each call, on the
     very cores a threaded SpMV kernel then needs: SciPy's CG on a 3-D Poisson
-    matrix ran 0.84x end to end with a 2-thread operator, 1.35x inside this
-    context (which did not slow SciPy's own CG: its vector operations are
-    memory-bound).  Uses threadpoolctl; restores the previous limits on exit.
+    matrix ran 0.83-0.92x end to end (selection included) with a 2-thread
+    operator, 1.08-1.23x inside this context, which did not slow SciPy's own
+    CG (its vector operations are memory-bound).  Uses threadpoolctl; restores the previous limits on exit.
 
     >>> with spmvtune.single_threaded_blas():
     ...     x, info = scipy.sparse.linalg.cg(op.as_linear_operator(), b)

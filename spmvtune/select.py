@@ -3,18 +3,19 @@
 Modes (how the choice is made):
 
 - ``"profile"``: the bottleneck rule of :mod:`spmvtune.analysis` on the
-  micro-profiler's measurements (~25 baseline products).  In cross-validation
-  grouped by matrix family it had the lowest regret of every selector tried
-  (benchmarks/selection_eval.py), so it is the default.
+  micro-profiler's measurements (~25 baseline products), untimed.
 - ``"auto"`` (default): ``"profile"``, then the recommendation, its cheap
   sibling (``CHECK_WITH``) and ``csr_unroll4`` are timed against the baseline
-  (a few products) and the fastest kept.  Below ``PROFILE_MIN_CALLS`` expected calls the profile
-  cannot pay for itself and the baseline is used.
+  (a few products) and the fastest kept: the lowest regret of every selector
+  tried in cross-validation grouped by matrix family (4.3% against 14% for
+  the untimed rule and 13% for the forest; benchmarks/selection_eval.py).
+  Below ``PROFILE_MIN_CALLS`` expected calls the profile cannot pay for itself
+  and the baseline is used.
 - ``"features"``: the trained model (:mod:`spmvtune.model`: the user's from
   ``spmvtune train``, else the one shipped) on structural features only (one
-  pass, about 1-4 products).  Good on matrices like those it was trained on
-  (train it on your own collection); on unseen families it did no better than
-  the baseline.  Without a model: the bottleneck rule on features.
+  pass, about 1-4 products).  Best on matrices like those it was trained on
+  (train it on your own collection).  Without a model: the bottleneck rule on
+  features.
 - ``"exhaustive"``: prepare and time every usable kernel; pick the fastest.
 
 ``expected_calls`` bounds what selection may spend: below ``MIN_CALLS`` nothing
@@ -53,10 +54,10 @@ CONFIDENT = 0.6
 PROFILE_MIN_CALLS = 100
 #: Candidates timed when unsure: the model's top ones plus the baseline.
 TOP_CANDIDATES = 2
-#: In "auto", timed beside the rule's pick (cheap to prepare).  In the training
-#: data (benchmarks/selection_eval.py) the pick alone against the baseline left
-#: 8.9% mean regret, with these siblings and csr_unroll4 3.9%; on imbalanced
-#: matrices 17% and 4%.
+#: In "auto", timed beside the rule's pick (cheap to prepare).  On the 760
+#: training matrices (benchmarks/selection_eval.py, stored timings) the pick
+#: alone against the baseline left 9.2% mean regret, with these siblings and
+#: csr_unroll4 4.3%.
 CHECK_WITH = {"csr_split": ("csr_split_prefetch",), "csr_split_prefetch": ("csr_split",),
               "csr_prefetch": ("csr_colblock_prefetch",),
               "csr_colblock_prefetch": ("csr_prefetch",)}
