@@ -40,19 +40,14 @@ def matrix_fingerprint(csr):
     return h.hexdigest()
 
 
-def machine_fingerprint():
-    from .machine import cache_sizes, cpu_model
-    import os
-    text = json.dumps([cpu_model(), os.cpu_count(), cache_sizes()], sort_keys=True)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-
-
-def decision_key(csr, threads, mode):
-    """Also keyed by the selector's revision: a decision made by older
-    selection logic is not reused (``select.SELECTOR_REVISION``)."""
+def decision_key(csr, threads, mode, max_extra_bytes=None):
+    """Also keyed by the memory budget and the selector's revision: a decision
+    made by older selection logic is not reused (``decision.SELECTOR_REVISION``)."""
     from . import __version__
-    from .select import SELECTOR_REVISION
-    return (f"{matrix_fingerprint(csr)}:{machine_fingerprint()}:{threads}:{mode}:"
+    from .decision import SELECTOR_REVISION
+    from .machine import machine_fingerprint
+    budget = "" if max_extra_bytes is None else f":b{int(max_extra_bytes)}"
+    return (f"{matrix_fingerprint(csr)}:{machine_fingerprint()}:{threads}:{mode}{budget}:"
             f"{__version__}:r{SELECTOR_REVISION}")
 
 
@@ -104,6 +99,28 @@ class TuningCache:
             return json.loads(row[0]) if row else None
         except ValueError:
             return None
+
+    def get_decision(self, key, max_threads):
+        """The :class:`~spmvtune.decision.Decision` stored under ``key``, or None.
+        A row that is not a valid decision (unknown kernel, threads outside
+        1..max_threads, ...) is dropped with a warning, so it is made again."""
+        from .decision import Decision
+        doc = self.get(key)
+        if doc is None:
+            return None
+        try:
+            return Decision.from_json(doc, max_threads)
+        except ValueError as exc:
+            warnings.warn(f"tuning cache {self.path}: dropping an invalid decision ({exc}); "
+                          "selecting again")
+            self.delete(key)
+            return None
+
+    def delete(self, key):
+        def remove(con):
+            with con:
+                con.execute("DELETE FROM decisions WHERE key = ?", (key,))
+        self._run(remove)
 
     def put(self, key, decision):
         def write(con):
