@@ -57,7 +57,8 @@ def test_analyze_result(isolated_cache):
     assert set(res.scores) == {"MB", "ML", "IMB", "CMP"}
     assert set(res.bottlenecks) <= set(res.scores)
     assert res.expected_speedup >= 1.0 and res.roofline_gflops > 0
-    assert res.recommended_threads == 1                 # small matrix
+    assert res.recommended_threads in (1, 2)
+    assert spmvtune.analyze(family_matrix("diagonal"), threads=2).recommended_threads == 1
     d = json.loads(json.dumps(res.to_dict(), default=float))
     assert d["features"]["nnz"] == A.nnz and d["profile"]["threads"] == 2
     spmvtune.analyze(A, threads=2, profile=False)
