@@ -76,18 +76,20 @@ def imbalance(spec, f, threads, max_threads):
     return 1.0 + (full - 1.0) * (threads - 1) / (max_threads - 1)
 
 
-def terms(spec, f, threads, machine, max_threads=None):
-    """The six terms (seconds) of one (kernel, threads) pair; see the module docstring."""
+def terms(spec, f, threads, machine, max_threads=None, k=1):
+    """The six terms (seconds) of one (kernel, threads) pair; see the module docstring.
+    k: right-hand sides per call (x and y are (n, k); the matrix is streamed once)."""
     max_threads = max_threads or machine.threads
     T = max(int(threads), 1)
     I = imbalance(spec, f, T, max_threads)
     caches = machine.caches
     rows, cols, nnz = f["rows"], f["cols"], f["nnz"]
-    xy_bytes = 8.0 * (rows + cols)
+    vb = float(f.get("value_bytes", 8.0))
+    xy_bytes = vb * k * (rows + cols)
     ws = spec.storage(f) + xy_bytes
     beyond_l3 = ramp(ws / caches["L3"], 0.5, 1.5)
     rate = machine.incache_rate(T) * 1e9                    # flop/s
-    x_bytes = 8.0 * spec.x_span(f)
+    x_bytes = vb * k * spec.x_span(f)
     p2 = ramp(x_bytes / (caches["L2"] * T), 0.5, 2.0)
     p3 = ramp(x_bytes / caches["L3"], 0.25, 1.0)
     lines = f.get("x_lines_per_nnz", 0.125) * nnz
@@ -97,7 +99,7 @@ def terms(spec, f, threads, machine, max_threads=None):
     return np.array([
         call,
         I * ws * beyond_l3 / (machine.bandwidth(T) * 1e9),
-        I * 2.0 * spec.work(f) / rate,
+        I * 2.0 * k * spec.work(f) / rate,
         I * 2.0 * rows / rate,
         I / T * lines * p2 * lat["L3"] * 1e-9,
         I / T * lines * p3 * lat["memory"] * 1e-9,

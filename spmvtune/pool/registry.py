@@ -130,6 +130,10 @@ class KernelSpec:
     serial_only: runs on one thread whatever the caller asks.
     shares_input: runs on views of the caller's CSR arrays where their index
         widths allow (no memory beyond the caller's matrix).
+    dtypes: value types the kernel runs (NumPy names); others are refused
+        with a reason.
+    max_vectors: the most right-hand sides one call takes (1: ``y = A x``
+        only; larger: also ``Y = A X`` for ``X`` of shape (n_cols, k)).
     """
     name: str
     targets: tuple
@@ -148,6 +152,8 @@ class KernelSpec:
     c_note: str = ""
     serial_only: bool = False
     shares_input: bool = False
+    dtypes: tuple = ("float64",)
+    max_vectors: int = 1
 
     def threads_for(self, threads):
         """The thread count this kernel runs with when ``threads`` are asked for."""
