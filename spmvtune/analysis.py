@@ -139,7 +139,7 @@ def _latency_kernel(f):
     """csr_colblock_prefetch when x outgrows the L3 share and rows are long
     enough to amortize a pass per column block, else csr_prefetch."""
     from .pool.colblock import DEFAULT_BLOCK_BYTES
-    blocks = max(1.0, 8.0 * f["cols"] / DEFAULT_BLOCK_BYTES)
+    blocks = max(1.0, f.get("value_bytes", 8.0) * f["cols"] / DEFAULT_BLOCK_BYTES)
     if f["x_over_l3"] > 0.25 and f["row_mean"] / blocks >= COLBLOCK_MIN_PER_BLOCK:
         return "csr_colblock_prefetch"
     return "csr_prefetch"
@@ -166,8 +166,9 @@ def recommend(csr, f, scores, prof, machine, threads):
         gain = (prof.t_base / prof.t_regular) ** LATENCY_RECOVERY if prof else 1.0 + 0.3 * scores["ML"]
         return _latency_kernel(f), max(gain, 1.0)
     kernel, nbytes = _mb_choice(csr, f)
-    xy = 8 * (f["rows"] + f["cols"])
-    byte_gain = (12 * f["nnz"] + 4 * f["rows"] + xy) / (nbytes + xy)
+    vb = f.get("value_bytes", 8.0)
+    xy = vb * (f["rows"] + f["cols"])
+    byte_gain = ((4 + vb) * f["nnz"] + 4 * f["rows"] + xy) / (nbytes + xy)
     if top == "MB":
         cap = (COMPRESSED_COMPUTE_FACTOR / prof.incache_share) if prof else byte_gain
         return kernel, max(min(byte_gain, cap), 1.0)

@@ -12,7 +12,9 @@ that each carry a physical unit of time (seconds)::
             + θ5 · (I / T) · L · P3 · lat(mem)  x lines missing the L3
 
 where B_k is the kernel's storage plus x and y (``KernelSpec.storage``; only
-the share beyond the L3 counts), W_k its multiply-adds (``KernelSpec.work``),
+the share beyond the L3 counts; both follow the value type through
+``value_bytes``), W_k its multiply-adds (``KernelSpec.work``; a complex one
+counts as 4 real ones),
 m the rows, L the x cache lines a product touches (``x_lines_per_nnz`` x nnz),
 P2/P3 the chance that x (of ``KernelSpec.x_span`` columns) outgrows the L2 /
 L3, I >= 1 the imbalance of the kernel's partition at T threads
@@ -85,6 +87,7 @@ def terms(spec, f, threads, machine, max_threads=None, k=1):
     caches = machine.caches
     rows, cols, nnz = f["rows"], f["cols"], f["nnz"]
     vb = float(f.get("value_bytes", 8.0))
+    real_per_madd = 4.0 if f.get("complex_values", 0.0) else 1.0
     xy_bytes = vb * k * (rows + cols)
     ws = spec.storage(f) + xy_bytes
     beyond_l3 = ramp(ws / caches["L3"], 0.5, 1.5)
@@ -99,7 +102,7 @@ def terms(spec, f, threads, machine, max_threads=None, k=1):
     return np.array([
         call,
         I * ws * beyond_l3 / (machine.bandwidth(T) * 1e9),
-        I * 2.0 * k * spec.work(f) / rate,
+        I * 2.0 * k * real_per_madd * spec.work(f) / rate,
         I * 2.0 * rows / rate,
         I / T * lines * p2 * lat["L3"] * 1e-9,
         I / T * lines * p3 * lat["memory"] * 1e-9,

@@ -1,9 +1,10 @@
 """Structural features of a sparse matrix, from one O(nnz) pass (sampled rows
 beyond ``EXACT_NNZ`` nonzeros).
 
-Notation: the matrix is m x n with nnz nonzeros; row i has r_i nonzeros at
-sorted columns c_i1 < ... < c_ir; a cache line holds L = 8 float64 values of
-x, so column c lies on line c // L.  Every feature is a plain float in the
+Notation: the matrix is m x n with nnz nonzeros of v bytes each (4 float32,
+8 float64 or complex64, 16 complex128); row i has r_i nonzeros at sorted
+columns c_i1 < ... < c_ir; a cache line holds L = 64 / v values of x, so
+column c lies on line c // L.  Every feature is a plain float in the
 dict :func:`structural_features` returns; its formula is in ``FORMULAS``
 (shown by ``spmvtune analyze`` and the docs).
 """
@@ -14,7 +15,7 @@ from numba import njit, prange
 
 from .validate import as_canonical_csr
 
-LINE = 8          # float64 values per 64-byte cache line
+LINE_BYTES = 64   # bytes of a cache line
 #: Up to this many nonzeros every row is inspected; beyond, a random 1/s of
 #: the rows (s = ceil(nnz / EXACT_NNZ)) for the per-nonzero statistics (runs,
 #: gaps, x lines, dominance, diagonals), which keeps the pass to a few products.
@@ -23,11 +24,12 @@ EXACT_NNZ = 2_000_000
 FORMULAS = {
     "rows": "m", "cols": "n", "nnz": "nnz",
     "density": "nnz / (m n)",
-    "csr_bytes": "12 nnz + 4 (m + 1): the CSR arrays with 32-bit indices",
-    "working_set_bytes": "csr_bytes + 8 (m + n): matrix plus x and y",
+    "csr_bytes": "(4 + v) nnz + 4 (m + 1): the CSR arrays with 32-bit indices (12 nnz + "
+                 "4 (m + 1) for float64)",
+    "working_set_bytes": "csr_bytes + v (m + n): matrix plus x and y",
     "ws_over_l2": "working_set_bytes / (L2 per core x threads)",
     "ws_over_l3": "working_set_bytes / L3",
-    "x_over_l3": "8 n / L3: whether x alone fits the last-level cache",
+    "x_over_l3": "v n / L3: whether x alone fits the last-level cache",
     "row_mean": "mean of r_i", "row_std": "standard deviation of r_i",
     "row_min": "min r_i", "row_max": "max r_i",
     "row_cv": "row_std / row_mean",
@@ -50,10 +52,12 @@ FORMULAS = {
                        "estimate nnz d / s (nearly all values differ)",
     "few_values": "1 if the sample has <= 256 distinct values (value-index codes fit 8 bits)",
     "has_nan": "1 if the sample holds a NaN",
-    "value_bytes": "bytes per stored value (8: float64)",
-    "symmetric": "1 if the file declared symmetric/skew, else the larger of the shares of "
-                 "sampled entries (i, j) whose mirror (j, i) holds the same value (symmetric) "
-                 "or its negation (skew-symmetric)",
+    "value_bytes": "v: bytes per stored value (4 float32, 8 float64 and complex64, "
+                   "16 complex128)",
+    "complex_values": "1 if the values are complex (complex64, complex128)",
+    "symmetric": "1 if the file declared symmetric/skew/hermitian, else the largest of the "
+                 "shares of sampled entries (i, j) whose mirror (j, i) holds the same value "
+                 "(symmetric), its negation (skew-symmetric) or its conjugate (hermitian)",
     "imbalance_rows": "threads x the largest share of nnz + m of the equal row blocks "
                       "(1 = balanced; row-partitioned kernels at `threads`)",
     "imbalance_nnz": "the same for the nnz-balanced row blocks (a long row cannot be split)",
@@ -107,12 +111,13 @@ def _row_summary_impl(indptr, indices, n_rows, n_cols, n_chunks):
     return out
 
 
-def _row_pass_impl(indptr, indices, data, n_rows, rows, runs, span, new_lines, dom, width,
-              diag_seen):
+def _row_pass_impl(indptr, indices, data, n_rows, rows, line_values, runs, span, new_lines,
+                   dom, width, diag_seen):
     """Per-row statistics of the rows ``rows`` (all, or a sorted random sample),
     one parallel pass over their nonzeros.  Outputs have one entry per row of
     ``rows``: runs of consecutive columns, column span, x lines row i-1 did not
-    touch, diagonal dominance, delta width (0/1/2/4 bytes)."""
+    touch (``line_values`` values per line), diagonal dominance, delta width
+    (0/1/2/4 bytes)."""
     for t in prange(rows.shape[0]):
         i = rows[t]
         k0 = indptr[i]
@@ -146,13 +151,13 @@ def _row_pass_impl(indptr, indices, data, n_rows, rows, runs, span, new_lines, d
         prev_line = -1
         fresh = 0
         for k in range(k0, k1):
-            line = indices[k] // LINE
+            line = indices[k] // line_values
             if line == prev_line:
                 continue
             prev_line = line
-            while q < p1 and indices[q] // LINE < line:
+            while q < p1 and indices[q] // line_values < line:
                 q += 1
-            if not (q < p1 and indices[q] // LINE == line):
+            if not (q < p1 and indices[q] // line_values == line):
                 fresh += 1
         new_lines[t] = fresh
 
@@ -174,11 +179,12 @@ BLOCKLESS_CLUSTERING = 0.9
 
 @njit(cache=True)
 def _mirror_shares(indptr, indices, data, ks):
-    """(symmetric share, skew share) of the entries ks: (i, j) whose (j, i)
-    holds the same value, or its negation."""
+    """(symmetric, skew, hermitian) shares of the entries ks: (i, j) whose
+    (j, i) holds the same value, its negation, or its conjugate."""
     n_rows = indptr.shape[0] - 1
     sym = 0
     skew = 0
+    herm = 0
     for k in ks:
         lo = 0
         hi = n_rows
@@ -203,7 +209,10 @@ def _mirror_shares(indptr, indices, data, ks):
                 sym += 1
             if data[a] == -data[k]:
                 skew += 1
-    return sym / max(len(ks), 1), skew / max(len(ks), 1)
+            if data[a] == np.conj(data[k]):
+                herm += 1
+    n = max(len(ks), 1)
+    return sym / n, skew / n, herm / n
 
 
 def structural_features(A, caches=None, threads=2):
@@ -236,18 +245,16 @@ def structural_features(A, caches=None, threads=2):
     dom = np.zeros(n_s, np.bool_)
     width = np.zeros(n_s, np.int8)
     diag_seen = np.zeros(m + n + 1, np.bool_)
-    (_row_pass_par if par else _row_pass_ser)(indptr, indices, csr.data, m, rows, runs, span,
+    vb = csr.data.dtype.itemsize
+    (_row_pass_par if par else _row_pass_ser)(indptr, indices, csr.data, m, rows,
+                                              max(LINE_BYTES // vb, 1), runs, span,
                                               new_lines, dom, width, diag_seen)
     r_s = (indptr[rows + 1] - indptr[rows]).astype(np.int64)   # lengths of the sampled rows
     nnz_s = max(int(r_s.sum()), 1)
 
     f = {"rows": float(m), "cols": float(n), "nnz": float(nnz),
          "density": nnz / (m * n) if m * n else 0.0}
-    f["csr_bytes"] = 12.0 * nnz + 4.0 * (m + 1)
-    f["working_set_bytes"] = f["csr_bytes"] + 8.0 * (m + n)
-    f["ws_over_l2"] = f["working_set_bytes"] / (caches["L2"] * max(threads, 1))
-    f["ws_over_l3"] = f["working_set_bytes"] / caches["L3"]
-    f["x_over_l3"] = 8.0 * n / caches["L3"]
+    f.update(_size_features(m, n, nnz, vb, caches, threads))
     nz_s = r_s > 0
     s1, s2, s3 = part[:, 0].sum(), part[:, 1].sum(), part[:, 2].sum()
     mean = s1 / m if m else 0.0
@@ -311,13 +318,10 @@ def cheap_features(A, caches=None, threads=2):
     mean = nnz / m if m else 0.0
     std = float(lengths.std()) if m else 0.0
     rmax = float(lengths.max()) if m else 0.0
+    vb = csr.data.dtype.itemsize
     f = {"rows": float(m), "cols": float(n), "nnz": float(nnz),
-         "density": nnz / (m * n) if m * n else 0.0,
-         "csr_bytes": 12.0 * nnz + 4.0 * (m + 1)}
-    f["working_set_bytes"] = f["csr_bytes"] + 8.0 * (m + n)
-    f["ws_over_l2"] = f["working_set_bytes"] / (caches["L2"] * max(threads, 1))
-    f["ws_over_l3"] = f["working_set_bytes"] / caches["L3"]
-    f["x_over_l3"] = 8.0 * n / caches["L3"]
+         "density": nnz / (m * n) if m * n else 0.0}
+    f.update(_size_features(m, n, nnz, vb, caches, threads))
     f.update(row_mean=float(mean), row_std=std, row_max=rmax,
              row_min=float(lengths.min()) if m else 0.0,
              row_cv=std / mean if mean else 0.0,
@@ -325,15 +329,26 @@ def cheap_features(A, caches=None, threads=2):
              max_row_share=rmax / nnz if nnz else 0.0,
              x_lines_per_nnz=0.125, symmetric=0.0, distinct_values=float(nnz) + 65537.0,
              distinct_value_share=1.0, few_values=0.0, has_nan=0.0,
-             value_bytes=float(csr.data.dtype.itemsize),
+             value_bytes=float(vb), complex_values=float(csr.data.dtype.kind == "c"),
              delta_index_bytes=4.0 + 9.0 * m / max(nnz, 1),
-             bcsr_bytes=12.0 * nnz + 4.0 * (m + 1), bcsr_fill=1.0, bcsr_r=1.0, bcsr_c=1.0)
+             bcsr_bytes=f["csr_bytes"], bcsr_fill=1.0, bcsr_r=1.0, bcsr_c=1.0)
     f.update(_imbalance(csr.indptr, threads))
     return f
 
 
+def _size_features(m, n, nnz, vb, caches, threads):
+    """csr_bytes, working_set_bytes, ws_over_l2, ws_over_l3, x_over_l3 for
+    values of ``vb`` bytes."""
+    f = {"csr_bytes": (4.0 + vb) * nnz + 4.0 * (m + 1)}
+    f["working_set_bytes"] = f["csr_bytes"] + vb * (m + n)
+    f["ws_over_l2"] = f["working_set_bytes"] / (caches["L2"] * max(threads, 1))
+    f["ws_over_l3"] = f["working_set_bytes"] / caches["L3"]
+    f["x_over_l3"] = vb * n / caches["L3"]
+    return f
+
+
 def _symmetry(csr, indptr, indices, samples=512):
-    if csr.symmetry in ("symmetric", "skew-symmetric"):
+    if csr.symmetry in ("symmetric", "skew-symmetric", "hermitian"):
         return 1.0
     m, n = csr.shape
     if m != n or csr.nnz == 0:
@@ -343,7 +358,8 @@ def _symmetry(csr, indptr, indices, samples=512):
 
 
 def _value_features(data):
-    """distinct_value_share, distinct_values, few_values, has_nan, value_bytes."""
+    """distinct_value_share, distinct_values, few_values, has_nan, value_bytes,
+    complex_values."""
     nnz = len(data)
     sample = np.sort(data[:: max(1, -(-nnz // VALUE_SAMPLE))])
     s = len(sample)
@@ -352,7 +368,8 @@ def _value_features(data):
     estimate = distinct if distinct <= s / 2 else nnz * distinct / s
     return {"distinct_value_share": distinct / s if s else 0.0,
             "distinct_values": float(estimate), "few_values": float(distinct <= 256),
-            "has_nan": float(has_nan), "value_bytes": float(data.dtype.itemsize)}
+            "has_nan": float(has_nan), "value_bytes": float(data.dtype.itemsize),
+            "complex_values": float(data.dtype.kind == "c")}
 
 
 @njit(cache=True)
@@ -405,6 +422,6 @@ def _blocks(csr, value_size, clustering):
     else:
         (r, c), nbytes, fill = best_shape(block_estimates(csr, value_size, BLOCK_SAMPLE))
     if not np.isfinite(nbytes):
-        nbytes, fill = 12.0 * csr.nnz + 4.0 * (csr.shape[0] + 1), 1.0
+        nbytes, fill = (4.0 + value_size) * csr.nnz + 4.0 * (csr.shape[0] + 1), 1.0
     return {"bcsr_bytes": float(nbytes), "bcsr_fill": float(fill),
             "bcsr_r": float(r), "bcsr_c": float(c)}

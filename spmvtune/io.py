@@ -42,11 +42,25 @@ class MatrixTooLargeError(MemoryError):
     """The size line promises more than this machine's available memory."""
 
 
+def field_dtype(field):
+    """The value type a Matrix Market field loads as: complex -> complex128,
+    real / integer / pattern -> float64."""
+    return np.dtype(np.complex128) if field == "complex" else np.dtype(np.float64)
+
+
+def hermitian_expand(rows, cols, vals):
+    """Mirror the strictly lower (or upper) entries of hermitian storage:
+    (i, j, a) also gives (j, i, conj(a)).  Returns the three full arrays."""
+    off = rows != cols
+    return (np.concatenate([rows, cols[off]]), np.concatenate([cols, rows[off]]),
+            np.concatenate([vals, np.conj(vals[off])]))
+
+
 @dataclass(frozen=True)
 class MatrixInfo:
     """What the file said about the matrix (attached to loaded matrices as ``A.info``)."""
     source: str
-    field: str            # real | integer | pattern
+    field: str            # real | integer | pattern | complex
     symmetry: str         # general | symmetric | skew-symmetric | hermitian
     stored_entries: int   # entries in the file (before symmetric expansion)
 
@@ -65,9 +79,12 @@ class _Header:
 def load(path, *, max_bytes=None):
     """Read a matrix file into canonical CSR.
 
-    Returns a ``scipy.sparse.csr_array`` (float64, sorted indices, duplicates
-    summed) whose attribute ``info`` is a :class:`MatrixInfo`.  Pattern
-    matrices get 1.0 values; symmetric and skew-symmetric storage is expanded.
+    Returns a ``scipy.sparse.csr_array`` (sorted indices, duplicates summed)
+    whose attribute ``info`` is a :class:`MatrixInfo`: float64 for real,
+    integer and pattern fields (pattern matrices get 1.0 values), complex128
+    for complex ones; SciPy ``.npz`` files keep float32, float64, complex64
+    and complex128 values.  Symmetric, skew-symmetric and hermitian storage
+    is expanded (the declared symmetry is kept in ``A.info.symmetry``).
     max_bytes: refuse files whose size line needs more memory than this
     (default: the memory available now).
     Raises :class:`MatrixFormatError`, :class:`MatrixTooLargeError`,
@@ -148,10 +165,7 @@ def _read_header(f, label):
         if word not in allowed:
             raise MatrixFormatError(label, f"unknown {what} {word!r} in banner "
                                            f"(expected one of {', '.join(sorted(allowed))})", 1)
-    if field == "complex":
-        raise MatrixFormatError(label, "complex matrices are not supported "
-                                       "(spmvtune kernels are real float64)", 1)
-    if sym == "hermitian":
+    if sym == "hermitian" and field != "complex":
         raise MatrixFormatError(label, "hermitian storage needs complex values, "
                                        f"but the field is {field!r}", 1)
     if field == "pattern" and fmt == "array":
@@ -225,15 +239,20 @@ def _check_memory(h, label, max_bytes):
 def _read_body(stream, h, label):
     import fast_matrix_market as fmm
     try:
+        dtype = field_dtype(h.field)
         if h.format == "array":
             D = fmm.mmread(stream)
-            return sp.csr_array(np.asarray(D, dtype=np.float64))
-        (data, (i, j)), shape = fmm.read_coo(stream)
+            return sp.csr_array(np.asarray(D, dtype=dtype))
+        if h.symmetry == "hermitian":            # expanded here, with the conjugate
+            (data, (i, j)), shape = fmm.read_coo(stream, generalize_symmetry=False)
+            i, j, data = hermitian_expand(np.asarray(i), np.asarray(j), np.asarray(data))
+        else:
+            (data, (i, j)), shape = fmm.read_coo(stream)
     except ValueError as exc:
         raise _body_error(exc, h, label) from None
     if h.field == "pattern":
         data = np.ones(len(i), dtype=np.float64)
-    A = sp.coo_array((np.asarray(data, dtype=np.float64), (i, j)), shape=shape).tocsr()
+    A = sp.coo_array((np.asarray(data, dtype=dtype), (i, j)), shape=shape).tocsr()
     A.sum_duplicates()
     return A
 
@@ -305,10 +324,13 @@ def _load_npz(path):
         A = sp.load_npz(path)
     except (ValueError, OSError, KeyError, zlib.error) as exc:
         raise MatrixFormatError(path, f"not a SciPy sparse .npz file ({exc})") from None
-    if np.issubdtype(A.dtype, np.complexfloating):
-        raise MatrixFormatError(path, "complex matrices are not supported "
-                                      "(spmvtune kernels are real float64)")
-    A = sp.csr_array(A, dtype=np.float64)
+    from .validate import canonical_dtype
+    try:
+        dtype = canonical_dtype(A.dtype)
+    except TypeError as exc:
+        raise MatrixFormatError(path, str(exc)) from None
+    A = sp.csr_array(A, dtype=dtype)
     A.sum_duplicates()
-    A.info = MatrixInfo(str(path), "real", "general", int(A.nnz))
+    A.info = MatrixInfo(str(path), "complex" if dtype.kind == "c" else "real", "general",
+                        int(A.nnz))
     return A

@@ -79,8 +79,8 @@ def micro_profile(A, threads=None, machine=None, repeats=8):
     parts = row_partitions(csr, nparts, "nnz")
     indptr, indices = unsigned_csr(csr)
     data = csr.data
-    x = np.ones(n)
-    y = np.empty(m)
+    x = np.ones(n, data.dtype)
+    y = np.empty(m, data.dtype)
     ticks = np.zeros(nparts, dtype=np.uint64)
 
     def timed(idx):
@@ -93,7 +93,8 @@ def micro_profile(A, threads=None, machine=None, repeats=8):
     busy = cyc[cyc > 0]
     imbalance = float(busy.max() / busy.mean()) if len(busy) else 1.0
     nnz = max(csr.nnz, 1)
-    bytes_moved = 12.0 * csr.nnz + 4.0 * (m + 1) + 8.0 * (m + n)
+    vb = data.dtype.itemsize
+    bytes_moved = (4.0 + vb) * csr.nnz + 4.0 * (m + 1) + vb * (m + n)
     achieved = bytes_moved / t_base / 1e9
     bw = machine.bandwidth(threads)
     gflops = 2.0 * nnz / t_base / 1e9

@@ -20,14 +20,18 @@ Modes (how the choice is made):
 of the decision (a pair is a kernel and a thread count).  ``max_extra_bytes``
 leaves out kernels whose storage beyond the caller's matrix would exceed it.
 Decisions are kept in the tuning cache (:mod:`spmvtune.tuning_cache`) unless
-``cache=False``.
+``cache=False``; the key includes the value type and whether the selection is
+for a transpose.
+
+``transpose=True`` selects for ``y = A^T x`` (:mod:`spmvtune.transpose`): on
+a CSR copy of A^T when the memory budget allows, else by scattering from A.
 """
 import time
 
 import numpy as np
 
 from .decision import BASELINE, Decision
-from .operator import build_operator
+from .operator import SpMVOperator, build_operator
 from .pool import KernelUnusable, get_kernel, kernel_specs
 from .validate import as_canonical_csr, check_threads
 
@@ -51,10 +55,13 @@ CHECK_ROUNDS = 4
 
 
 def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=None,
-                  options=None, cache=True, wide_indices=False, max_extra_bytes=None):
+                  options=None, cache=True, wide_indices=False, max_extra_bytes=None,
+                  transpose=False):
     """Prepare ``A`` for repeated ``y = A @ x`` and return an :class:`SpMVOperator`.
 
-    A: any scipy.sparse matrix or array (converted once to canonical float64 CSR).
+    A: any scipy.sparse matrix or array (converted once to canonical CSR;
+        float32, float64, complex64 and complex128 values keep their type,
+        integers become float64).
     expected_calls: how many products the caller will run (None: many; the
         selection is then planned to be repaid within ``HORIZON`` products).
     mode: "auto", "predicted", "features", "profile" or "exhaustive" (module docstring).
@@ -66,9 +73,15 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
     wide_indices: force 64-bit index arrays (testing the large-matrix path).
     max_extra_bytes: leave out kernels whose storage beyond the caller's
         matrix exceeds this many bytes (None: no limit; 0: only kernels that
-        run on the caller's arrays).
+        run on the caller's arrays).  With ``transpose``, the copy of A^T
+        counts too.
+    transpose: prepare for ``y = A^T x`` instead (e.g. PageRank): the
+        selection runs on a CSR copy of A^T (its own decision, cached apart),
+        or, when that copy would exceed ``max_extra_bytes``, the operator
+        scatters from A's CSR (kernel ``csr_scatter_t``, no copy).  The
+        operator's shape is then (n_cols, n_rows).
     Raises ValueError for bad arguments and :class:`~spmvtune.pool.KernelUnusable`
-    when a forced kernel cannot represent A.
+    when a forced kernel cannot represent A (or does not run its value type).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -83,15 +96,60 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
                          f"got {max_extra_bytes!r}")
     csr = as_canonical_csr(A)
     threads = check_threads(threads)
+    if kernel is not None:
+        get_kernel(kernel)                           # unknown names fail here
+    elif options:
+        raise ValueError("options apply to a forced kernel; pass kernel= too")
+    kwargs = dict(expected_calls=expected_calls, mode=mode, threads=threads, kernel=kernel,
+                  options=options, cache=cache, wide_indices=wide_indices)
+    if transpose:
+        op = _select_transposed(csr, max_extra_bytes, **kwargs)
+    else:
+        op = _select(csr, max_extra_bytes=max_extra_bytes, **kwargs)
+    op._select_kwargs = dict(kwargs, max_extra_bytes=max_extra_bytes)
+    return op
+
+
+def _select_transposed(csr, max_extra_bytes, **kw):
+    """The operator of A^T (see ``select_kernel``'s ``transpose``); its own
+    transpose (``op.T``) is then selected on ``csr`` without a copy."""
+    from .transpose import SCATTER, prepare_scatter, scatter_threads, transpose_bytes, transpose_csr
+    copy = transpose_bytes(csr)
+    if max_extra_bytes is None or copy <= max_extra_bytes:
+        t0 = time.perf_counter()
+        csr_t = transpose_csr(csr)
+        t_copy = time.perf_counter() - t0
+        op = _select(csr_t, max_extra_bytes=None if max_extra_bytes is None
+                     else max_extra_bytes - copy, transpose=True, **kw)
+        op.setup_seconds += t_copy
+        op.extra_bytes += copy
+        op.info = dict(op.info, transpose_copy_bytes=copy)
+    else:
+        threads = scatter_threads(csr, kw["threads"], max_extra_bytes)
+        t0 = time.perf_counter()
+        prepared = prepare_scatter(csr, threads, kw["wide_indices"])
+        setup = time.perf_counter() - t0
+        op = SpMVOperator(SCATTER, (csr.shape[1], csr.shape[0]), prepared, threads, setup,
+                          csr.nnz, csr.data.dtype, prepared.info["buffer_bytes"])
+        decision = Decision(SCATTER, threads, source=(
+            f"transpose: A^T's CSR copy ({copy} bytes) exceeds max_extra_bytes="
+            f"{max_extra_bytes}; scattered from A's CSR on {threads} thread(s)"))
+        op.decision = decision
+        op.selection_source = decision.source
+        op.break_even_calls = 0.0
+    op._transpose_source = (csr, "forward")
+    return op
+
+
+def _select(csr, *, expected_calls, mode, threads, kernel, options, cache, wide_indices,
+            max_extra_bytes, transpose=False):
     t0 = time.perf_counter()
     if kernel is not None:
-        spec = get_kernel(kernel)                    # unknown names fail here
+        spec = get_kernel(kernel)
         decision = Decision.make(kernel, spec.threads_for(threads), options, source="forced")
         ops = {}
     else:
-        if options:
-            raise ValueError("options apply to a forced kernel; pass kernel= too")
-        sel = _Selection(csr, threads, expected_calls, max_extra_bytes, wide_indices)
+        sel = _Selection(csr, threads, expected_calls, max_extra_bytes, wide_indices, transpose)
         decision = sel.decide(mode, cache)
         ops = sel.ops
     selection = time.perf_counter() - t0
@@ -125,7 +183,7 @@ class _Selection:
     """One selection: the matrix, the budget, and what was prepared on the way
     (``ops``: {(kernel, threads): operator}, reused when chosen)."""
 
-    def __init__(self, csr, max_threads, expected_calls, max_extra_bytes, wide):
+    def __init__(self, csr, max_threads, expected_calls, max_extra_bytes, wide, transpose=False):
         from .costmodel import current_cost_model
         from .machine import machine_profile
         self.csr = csr
@@ -134,6 +192,7 @@ class _Selection:
         self.horizon = expected_calls if expected_calls is not None else HORIZON
         self.max_extra_bytes = max_extra_bytes
         self.wide = wide
+        self.transpose = transpose
         self.machine = machine_profile()
         self.model = current_cost_model()
         self.ops = {}
@@ -185,7 +244,8 @@ class _Selection:
         if cache:
             from .tuning_cache import TuningCache, decision_key
             store = TuningCache()
-            key = decision_key(self.csr, self.max_threads, mode, self.max_extra_bytes)
+            key = decision_key(self.csr, self.max_threads, mode, self.max_extra_bytes,
+                               self.transpose)
             hit = store.get_decision(key, self.max_threads)
             if hit is not None:
                 return self.afford(hit.but(source="cache"))
@@ -283,8 +343,8 @@ class _Selection:
         """{(kernel, threads): median seconds} of the usable pairs, timed side by
         side (interleaved rounds); the operators are kept in ``self.ops``."""
         from .timing import interleaved_medians
-        x = np.ones(self.csr.shape[1])
-        y = np.empty(self.csr.shape[0])
+        x = np.ones(self.csr.shape[1], self.csr.data.dtype)
+        y = np.empty(self.csr.shape[0], self.csr.data.dtype)
         for kernel, threads in pairs:
             if (kernel, threads) in self.ops:
                 continue

@@ -3,8 +3,8 @@ that asks again for the same matrix pays nothing.
 
 Key: a fingerprint of the matrix (shape, nnz, the whole row pointer, an evenly
 spaced sample of column indices and values, and sums over all of them), the
-machine fingerprint, the thread count, the selection mode and the spmvtune
-version.  The key is not a full hash of the values (that would cost more than
+value type, whether the decision is for a transpose product, the machine
+fingerprint, the thread count, the selection mode and the spmvtune version.  The key is not a full hash of the values (that would cost more than
 the feature pass); two matrices it cannot tell apart share a *decision*, which
 costs speed at worst, never correctness: the operator is always built from the
 matrix given.
@@ -40,14 +40,16 @@ def matrix_fingerprint(csr):
     return h.hexdigest()
 
 
-def decision_key(csr, threads, mode, max_extra_bytes=None):
-    """Also keyed by the memory budget and the selector's revision: a decision
+def decision_key(csr, threads, mode, max_extra_bytes=None, transpose=False):
+    """Also keyed by the value type, the transpose flag (``csr`` is then the
+    CSR of A^T), the memory budget and the selector's revision: a decision
     made by older selection logic is not reused (``decision.SELECTOR_REVISION``)."""
     from . import __version__
     from .decision import SELECTOR_REVISION
     from .machine import machine_fingerprint
     budget = "" if max_extra_bytes is None else f":b{int(max_extra_bytes)}"
-    return (f"{matrix_fingerprint(csr)}:{machine_fingerprint()}:{threads}:{mode}{budget}:"
+    kind = np.dtype(csr.data.dtype).name + (":T" if transpose else "")
+    return (f"{matrix_fingerprint(csr)}:{kind}:{machine_fingerprint()}:{threads}:{mode}{budget}:"
             f"{__version__}:r{SELECTOR_REVISION}")
 
 

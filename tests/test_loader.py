@@ -113,7 +113,8 @@ BAD = {
     "bad_field": ("%%MatrixMarket matrix coordinate float general\n1 1 1\n1 1 1\n", 1, "field"),
     "bad_symmetry": ("%%MatrixMarket matrix coordinate real bogus\n1 1 1\n1 1 1\n", 1, "symmetry"),
     "short_banner": ("%%MatrixMarket matrix coordinate real\n1 1 1\n1 1 1\n", 1, "4 words"),
-    "complex": ("%%MatrixMarket matrix coordinate complex general\n1 1 1\n1 1 1 0\n", 1, "complex"),
+    "hermitian_real": ("%%MatrixMarket matrix coordinate real hermitian\n1 1 1\n1 1 1\n", 1, "complex"),
+    "complex_one_number": ("%%MatrixMarket matrix coordinate complex general\n2 2 1\n1 1 1\n", 3, "invalid"),
     "no_size_line": ("%%MatrixMarket matrix coordinate real general\n% only a comment\n", 3, "size line"),
     "size_not_int": ("%%MatrixMarket matrix coordinate real general\n3 x 1\n1 1 1\n", 2, "size line"),
     "size_negative": ("%%MatrixMarket matrix coordinate real general\n3 -3 1\n1 1 1\n", 2, "size line"),
@@ -177,10 +178,47 @@ def test_other_bad_inputs(tmp_path):
         spmvtune.load(write(tmp_path, "Bad.tar.gz", gzip.compress(b"not a tar")))
 
 
-def test_complex_npz_refused(tmp_path):
-    sp.save_npz(tmp_path / "c.npz", sp.csr_array(np.array([[1j, 0], [0, 1]])))
-    with pytest.raises(MatrixFormatError, match="complex"):
-        spmvtune.load(tmp_path / "c.npz")
+@pytest.mark.parametrize("dtype,kept", [(np.float32, np.float32), (np.complex64, np.complex64),
+                                         (np.complex128, np.complex128), (np.int32, np.float64)])
+def test_npz_keeps_its_value_type(tmp_path, dtype, kept):
+    B = sp.csr_array(np.array([[1, 0], [2, 3]], dtype=dtype))
+    sp.save_npz(tmp_path / "m.npz", B)
+    A = spmvtune.load(tmp_path / "m.npz")
+    assert A.dtype == kept and (A != B.astype(kept)).nnz == 0
+    assert A.info.field == ("complex" if np.dtype(kept).kind == "c" else "real")
+
+
+def test_complex_general_and_symmetric(tmp_path):
+    A = spmvtune.load(write(tmp_path, "c.mtx", "%%MatrixMarket matrix coordinate complex general\n"
+                                               "2 3 2\n1 1 1.5 -2\n2 3 0 1e0\n"))
+    assert A.dtype == np.complex128 and A.info.field == "complex"
+    np.testing.assert_array_equal(A.toarray(), [[1.5 - 2j, 0, 0], [0, 0, 1j]])
+    S = spmvtune.load(write(tmp_path, "s.mtx", "%%MatrixMarket matrix coordinate complex symmetric\n"
+                                               "2 2 2\n1 1 1 1\n2 1 0 3\n"))
+    np.testing.assert_array_equal(S.toarray(), [[1 + 1j, 3j], [3j, 0]])     # no conjugate
+
+
+def test_hermitian_storage_expanded_with_the_conjugate(tmp_path):
+    text = ("%%MatrixMarket matrix coordinate complex hermitian\n3 3 3\n"
+            "1 1 2 0\n2 1 1 2\n3 2 0 -1\n")
+    A = spmvtune.load(write(tmp_path, "h.mtx", text))
+    assert A.info.symmetry == "hermitian" and A.dtype == np.complex128
+    np.testing.assert_array_equal(A.toarray(), [[2, 1 - 2j, 0], [1 + 2j, 0, 1j], [0, -1j, 0]])
+    assert abs(A - A.T.conj()).max() == 0
+
+
+def test_complex_array_format(tmp_path):
+    A = spmvtune.load(write(tmp_path, "a.mtx", "%%MatrixMarket matrix array complex general\n"
+                                               "2 1\n1 2\n0 0\n"))
+    np.testing.assert_array_equal(A.toarray(), [[1 + 2j], [0]])
+
+
+def test_long_double_npz_refused(tmp_path):
+    B = sp.csr_array(np.eye(2, dtype=np.longdouble))
+    np.savez(tmp_path / "l.npz", format=b"csr", shape=np.array(B.shape), data=B.data,
+             indices=B.indices, indptr=B.indptr)
+    with pytest.raises(MatrixFormatError, match="not supported"):
+        spmvtune.load(tmp_path / "l.npz")
 
 
 @pytest.mark.parametrize("path", shared_files("malformed"), ids=lambda p: p.name)

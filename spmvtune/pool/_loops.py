@@ -1,5 +1,11 @@
 """Inner loops shared by the kernel families.
 
+Value types: every kernel is generic over the value type (float32, float64,
+complex64, complex128; Numba compiles one specialization per argument
+types).  Accumulators start from :func:`zero_of` ``(vals, x)``, the zero of
+the product's type, so float32 x float32 sums in float32 (as SciPy's
+``csr_matvec`` and MKL do) and complex sums stay complex.
+
 Two choices are made by *type* or by a per-row test outside the inner loop,
 never inside it:
 
@@ -12,6 +18,7 @@ never inside it:
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
+from numba.np.numpy_support import as_dtype, from_dtype
 
 from ._intrinsics import prefetch
 
@@ -30,6 +37,30 @@ def _value_at(vals, vidx, k):
     return lambda vals, vidx, k: vals[vidx[k]]
 
 
+def zero_of(vals, x):
+    """The zero of the type of ``vals[k] * x[j]`` (the accumulators' type)."""
+    return np.result_type(vals.dtype, x.dtype).type(0)
+
+
+@overload(zero_of, inline="always")
+def _zero_of(vals, x):
+    t = from_dtype(np.result_type(as_dtype(vals.dtype), as_dtype(x.dtype)))
+    return lambda vals, x: t(0)
+
+
+def mirror(a, conj):
+    """The value a stored entry gives its mirror: ``a``, or ``conj(a)`` when
+    ``conj`` is not None (hermitian storage)."""
+    return a if conj is None else np.conj(a)
+
+
+@overload(mirror, inline="always")
+def _mirror(a, conj):
+    if isinstance(conj, types.NoneType):
+        return lambda a, conj: a
+    return lambda a, conj: np.conj(a)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def row_sum(k0, k1, indices, vals, vidx, dist, x):
     """sum over k in [k0, k1) of value(k) * x[indices[k]] (k0, k1 uint64).
@@ -38,7 +69,7 @@ def row_sum(k0, k1, indices, vals, vidx, dist, x):
     being memory-bound and one accumulator's add-latency chain becomes the
     limit.
     """
-    s0 = s1 = s2 = s3 = 0.0
+    s0 = s1 = s2 = s3 = zero_of(vals, x)
     k = k0
     if dist != U0:
         while k + U4 <= k1:

@@ -18,10 +18,10 @@ from functools import partial
 import numpy as np
 from numba import njit, prange
 
-from ._loops import U1, U2, U3, value_at
+from ._loops import U1, U2, U3, value_at, zero_of
 from .indices import nbytes, unsigned_for
 from .partition import balanced_rows
-from .registry import KernelSpec, KernelUnusable, Prepared, register, value_bytes
+from .registry import DTYPES, KernelSpec, KernelUnusable, Prepared, register, value_bytes
 from .value_index import applies as vi_applies
 from .value_index import code_bytes, value_index
 
@@ -42,7 +42,7 @@ def _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y):
     RC = np.uint64(R * C)
     m = np.uint64(y.shape[0])
     for bi in range(parts[p], parts[p + 1]):
-        s0 = s1 = s2 = s3 = 0.0
+        s0 = s1 = s2 = s3 = zero_of(bval, x)
         for b in range(np.uint64(bptr[bi]), np.uint64(bptr[bi + U1])):
             c0 = np.uint64(bcol[b])
             v = b * RC
@@ -121,11 +121,11 @@ def runs_encode(csr, C, wide=False):
     indptr = np.asarray(csr.indptr, dtype=np.int64)
     indices = np.asarray(csr.indices, dtype=np.int64)
     n = csr.shape[1]
-    dummy_i, dummy_f = np.zeros(1, np.int64), np.zeros(1)
+    dummy_i, dummy_f = np.zeros(1, np.int64), np.zeros(1, csr.data.dtype)
     nb = _runs(indptr, indices, csr.data, C, n, True, dummy_i, dummy_i, dummy_f)
     bptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
     bcol = np.zeros(nb, dtype=np.int64)
-    bval = np.zeros(nb * C)
+    bval = np.zeros(nb * C, dtype=csr.data.dtype)
     _runs(indptr, indices, csr.data, C, n, False, bptr, bcol, bval)
     return (bptr.astype(unsigned_for(nb, wide)),
             bcol.astype(unsigned_for(max(n - 1, 0), wide)), bval)
@@ -287,15 +287,15 @@ def bcsr_encode(csr, R, C, wide=False):
     m, n = csr.shape
     indptr = np.asarray(csr.indptr, dtype=np.int64)
     cols = np.asarray(csr.indices, dtype=np.int64)
-    data = np.asarray(csr.data, dtype=np.float64)
+    data = np.asarray(csr.data)
     n_brows = -(-m // R)
     bptr = np.zeros(n_brows + 1, dtype=np.int64)
-    dummy_i, dummy_f = np.zeros(1, np.int64), np.zeros(1)
+    dummy_i, dummy_f = np.zeros(1, np.int64), np.zeros(1, data.dtype)
     _bcsr_fill(indptr, cols, data, R, C, n, True, bptr, dummy_i, dummy_f)
     np.cumsum(bptr, out=bptr)
     n_blocks = int(bptr[-1])
     bcol = np.zeros(n_blocks, dtype=np.int64)
-    bval = np.zeros(n_blocks * R * C)
+    bval = np.zeros(n_blocks * R * C, dtype=data.dtype)
     _bcsr_fill(indptr, cols, data, R, C, n, False, bptr, bcol, bval)
     return (bptr.astype(unsigned_for(n_blocks, wide)),
             bcol.astype(unsigned_for(max(n - 1, 0), wide)), bval)
@@ -340,7 +340,7 @@ def applies_vi(f):
     return vi_applies({**f, "distinct_values": f["distinct_values"] + 1})
 
 
-_FACTS = dict(setup_products=10.0, c_template="bcsr.c")
+_FACTS = dict(setup_products=10.0, dtypes=DTYPES, c_template="bcsr.c")
 register(KernelSpec(
     "bcsr", ("MB", "CMP"),
     "register-blocked r x c BCSR (1 x c: unaligned runs), shape chosen by estimated bytes",

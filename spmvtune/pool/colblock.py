@@ -19,7 +19,7 @@ from ._loops import U1, row_sum
 from .csr import row_partitions
 from .indices import nbytes, unsigned_for
 from .prefetch import check_distance
-from .registry import KernelSpec, Prepared, index_bytes, register, value_bytes
+from .registry import DTYPES, KernelSpec, Prepared, index_bytes, register, value_bytes
 
 #: 8 MiB of x per block: best of 1-8 MiB on the project machine (32 MiB L3,
 #: shared with other tenants).
@@ -82,7 +82,7 @@ def _prepare(csr, threads, *, block_bytes=DEFAULT_BLOCK_BYTES, distance=0, wide=
     if block_bytes < 4096:
         raise ValueError(f"block_bytes must be at least 4096, got {block_bytes}")
     n_rows, n_cols = csr.shape
-    width = max(block_bytes // 8, 1)
+    width = max(block_bytes // csr.data.dtype.itemsize, 1)      # columns of x per block
     n_blocks = max(-(-n_cols // width), 1)
     ptr_t = unsigned_for(csr.nnz, wide)
     idx_t = unsigned_for(max(n_cols - 1, 0), wide)
@@ -90,7 +90,7 @@ def _prepare(csr, threads, *, block_bytes=DEFAULT_BLOCK_BYTES, distance=0, wide=
     if n_blocks == 1:                  # already in (block, row, col) order
         ptr = csr.indptr.astype(ptr_t)
         indices[:csr.nnz] = csr.indices
-        data = np.ascontiguousarray(csr.data, dtype=np.float64)
+        data = np.ascontiguousarray(csr.data)
     else:
         indptr = np.asarray(csr.indptr, dtype=np.int64)
         cols = np.asarray(csr.indices, dtype=np.int64)
@@ -98,8 +98,8 @@ def _prepare(csr, threads, *, block_bytes=DEFAULT_BLOCK_BYTES, distance=0, wide=
         _count_blocks(indptr, cols, width, n_blocks, counts)
         ptr64 = np.zeros(n_blocks * n_rows + 1, dtype=np.int64)
         np.cumsum(counts, out=ptr64[1:])
-        data = np.empty(csr.nnz, dtype=np.float64)
-        _scatter_blocks(indptr, cols, np.asarray(csr.data, dtype=np.float64), width, n_blocks,
+        data = np.empty(csr.nnz, dtype=csr.data.dtype)
+        _scatter_blocks(indptr, cols, csr.data, width, n_blocks,
                         ptr64, indices, data)
         ptr = ptr64.astype(ptr_t)
     parts = row_partitions(csr, threads, "nnz")
@@ -111,8 +111,12 @@ def _prepare(csr, threads, *, block_bytes=DEFAULT_BLOCK_BYTES, distance=0, wide=
     return Prepared(run, args, nbytes(ptr, indices, data), info)
 
 
+def _block_columns(f):
+    return max(int(DEFAULT_BLOCK_BYTES // value_bytes(f)), 1)
+
+
 def _blocks(f):
-    return max(-(-int(f["cols"]) // (DEFAULT_BLOCK_BYTES // 8)), 1)
+    return max(-(-int(f["cols"]) // _block_columns(f)), 1)
 
 
 def storage(f):
@@ -122,7 +126,7 @@ def storage(f):
 
 
 def x_span(f):
-    return min(f["cols"], DEFAULT_BLOCK_BYTES // 8)
+    return min(f["cols"], _block_columns(f))
 
 
 def applies(f):
@@ -132,7 +136,7 @@ def applies(f):
 
 
 _FACTS = dict(storage=storage, x_span=x_span, applies=applies, setup_products=6.0,
-              c_template="csr_colblock.c")
+              dtypes=DTYPES, c_template="csr_colblock.c")
 register(KernelSpec(
     "csr_colblock", ("ML",),
     "columns cut into blocks whose slice of x stays in cache; y swept per block",

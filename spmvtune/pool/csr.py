@@ -9,9 +9,10 @@ int would promote to float64 in Numba.
 import numpy as np
 from numba import njit, prange
 
+from ._loops import zero_of
 from .indices import nbytes, unsigned_csr
 from .partition import balanced_rows, even_rows
-from .registry import KernelSpec, Prepared, register
+from .registry import DTYPES, KernelSpec, Prepared, register
 
 U0, U1, U2, U3, U4 = (np.uint64(v) for v in range(5))
 
@@ -19,7 +20,7 @@ U0, U1, U2, U3, U4 = (np.uint64(v) for v in range(5))
 @njit(cache=True, nogil=True)
 def _rows_part(p, parts, indptr, indices, data, x, y):
     for i in range(parts[p], parts[p + 1]):
-        s = 0.0
+        s = zero_of(data, x)
         for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + U1])):
             s += data[k] * x[indices[k]]
         y[i] = s
@@ -42,7 +43,7 @@ def _unroll_part(p, parts, indptr, indices, data, x, y):
     for i in range(parts[p], parts[p + 1]):
         k = np.uint64(indptr[i])
         end = np.uint64(indptr[i + U1])
-        s0 = s1 = s2 = s3 = 0.0
+        s0 = s1 = s2 = s3 = zero_of(data, x)
         while k + U4 <= end:
             s0 += data[k] * x[indices[k]]
             s1 += data[k + U1] * x[indices[k + U1]]
@@ -79,7 +80,7 @@ def _prepare_rows(par, ser, balance):
         threads = 1 if ser is None else threads
         parts = row_partitions(csr, threads, balance)
         indptr, indices = unsigned_csr(csr, wide)
-        data = np.ascontiguousarray(csr.data, dtype=np.float64)
+        data = np.ascontiguousarray(csr.data)
         run = ser if threads == 1 or par is None else par
         return Prepared(run, (parts, indptr, indices, data),
                         nbytes(indptr, indices, data))
@@ -88,17 +89,17 @@ def _prepare_rows(par, ser, balance):
 
 register(KernelSpec(
     "csr_serial", (), "one thread, plain CSR loop: the reference baseline",
-    _prepare_rows(None, _rows_ser, "rows"), balance="serial", serial_only=True, shares_input=True,
+    _prepare_rows(None, _rows_ser, "rows"), balance="serial", serial_only=True, shares_input=True, dtypes=DTYPES,
     c_template="csr.c", c_defines={"SPMV_SERIAL": 1, "SPMV_BALANCE": 0}))
 register(KernelSpec(
     "csr_rows", (), "threads over equal row blocks: the usual parallel CSR",
-    _prepare_rows(_rows_par, _rows_ser, "rows"), balance="rows", shares_input=True,
+    _prepare_rows(_rows_par, _rows_ser, "rows"), balance="rows", shares_input=True, dtypes=DTYPES,
     c_template="csr.c", c_defines={"SPMV_BALANCE": 0}))
 register(KernelSpec(
     "csr_balanced", ("IMB",), "threads over row blocks of equal nonzero count",
-    _prepare_rows(_rows_par, _rows_ser, "nnz"), siblings=("csr_unroll4",), shares_input=True,
+    _prepare_rows(_rows_par, _rows_ser, "nnz"), siblings=("csr_unroll4",), shares_input=True, dtypes=DTYPES,
     c_template="csr.c", c_defines={"SPMV_BALANCE": 1}))
 register(KernelSpec(
     "csr_unroll4", ("CMP",), "nnz-balanced, inner loop unrolled with 4 accumulators",
-    _prepare_rows(_unroll_par, _unroll_ser, "nnz"), siblings=("csr_balanced",), shares_input=True,
+    _prepare_rows(_unroll_par, _unroll_ser, "nnz"), siblings=("csr_balanced",), shares_input=True, dtypes=DTYPES,
     c_template="csr.c", c_defines={"SPMV_UNROLL": 4}))

@@ -16,10 +16,10 @@ from functools import partial
 import numpy as np
 from numba import njit, prange
 
-from ._loops import U0, U1, U2, U3, U4, value_at
+from ._loops import U0, U1, U2, U3, U4, value_at, zero_of
 from .csr import row_partitions
 from .indices import U32_MAX, nbytes, unsigned_for
-from .registry import KernelSpec, KernelUnusable, Prepared, register, value_bytes
+from .registry import DTYPES, KernelSpec, KernelUnusable, Prepared, register, value_bytes
 from .value_index import applies as vi_applies
 from .value_index import code_bytes, value_index
 
@@ -72,7 +72,7 @@ def _gap_sum(s, c, gaps, o, n, k, vals, vidx, x):
 
     Unrolled by 4 with 4 accumulators (see ``_loops.row_sum``).
     """
-    s1 = s2 = s3 = 0.0
+    s1 = s2 = s3 = zero_of(vals, x)
     t = U0
     while t + U4 <= n:
         c0 = c + gaps[o + t]
@@ -135,7 +135,7 @@ def _prepare(csr, threads, *, value_indexed=False, wide=False):
     if value_indexed:
         vals, vidx = value_index(csr.data)
     else:
-        vals, vidx = np.ascontiguousarray(csr.data, dtype=np.float64), None
+        vals, vidx = np.ascontiguousarray(csr.data), None
     streams = (enc["d8"], enc["d16"], enc["d32"])
     run = _delta_par if threads > 1 else _delta_ser
     args = (parts, indptr, enc["first"], enc["width"], *streams, enc["offs"], vals, vidx)
@@ -175,10 +175,10 @@ register(KernelSpec(
     "csr_delta", ("MB",),
     "column indices as 8/16/32-bit gaps chosen per row",
     _prepare, storage=storage, applies=applies, setup_products=4.0,
-    siblings=("csr_delta_vi",), c_template="csr_delta.c", c_note=_NOTE))
+    siblings=("csr_delta_vi",), dtypes=DTYPES, c_template="csr_delta.c", c_note=_NOTE))
 register(KernelSpec(
     "csr_delta_vi", ("MB",),
     "csr_delta with value-indexed values: about 2 bytes per nonzero on stencils",
     partial(_prepare, value_indexed=True), storage=storage_vi, applies=applies_vi,
-    setup_products=6.0, siblings=("csr_vi",), c_template="csr_delta.c",
+    setup_products=6.0, siblings=("csr_vi",), dtypes=DTYPES, c_template="csr_delta.c",
     c_defines={"SPMV_VALUE_INDEX": 1}, c_note=_NOTE))

@@ -6,7 +6,7 @@ applied).  Refused above ``MAX_DENSE_BYTES``.
 """
 import numpy as np
 
-from .registry import KernelSpec, KernelUnusable, Prepared, register, value_bytes
+from .registry import DTYPES, KernelSpec, KernelUnusable, Prepared, register, value_bytes
 
 MAX_DENSE_BYTES = 1 << 30
 
@@ -17,10 +17,11 @@ def _gemv(D, x, y):
 
 def _prepare(csr, threads, *, wide=False):
     m, n = csr.shape
-    if 8 * m * n > MAX_DENSE_BYTES:
-        raise KernelUnusable(f"dense copy would take {8 * m * n / 2**20:.0f} MiB "
+    size = csr.data.dtype.itemsize * m * n
+    if size > MAX_DENSE_BYTES:
+        raise KernelUnusable(f"dense copy would take {size / 2**20:.0f} MiB "
                              f"(limit {MAX_DENSE_BYTES >> 20} MiB)")
-    D = np.zeros((m, n), dtype=np.float64)
+    D = np.zeros((m, n), dtype=csr.data.dtype)
     rows = np.repeat(np.arange(m), np.diff(csr.indptr))
     D[rows, csr.indices] = csr.data
     return Prepared(_gemv, (D,), D.nbytes, {"density": csr.nnz / max(m * n, 1)})
@@ -52,4 +53,4 @@ register(KernelSpec(
     "dense_gemv", ("CMP",),
     "dense BLAS gemv, for matrices dense enough that it wins",
     _prepare, storage=storage, work=work, applies=applies, balance="blas",
-    setup_products=3.0, c_template="dense_gemv.c"))
+    setup_products=3.0, dtypes=DTYPES, c_template="dense_gemv.c"))

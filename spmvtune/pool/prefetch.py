@@ -11,7 +11,7 @@ import numpy as np
 from ._loops import rows_par, rows_ser
 from .csr import row_partitions
 from .indices import nbytes, unsigned_csr
-from .registry import KernelSpec, Prepared, register
+from .registry import DTYPES, KernelSpec, Prepared, register
 
 #: In nonzeros.  256 was best or within noise of the best of 16..512 on the
 #: large scattered families (random columns, short rows, wide LP).
@@ -29,7 +29,7 @@ def _prepare(csr, threads, *, distance=DEFAULT_DISTANCE, wide=False):
     distance = check_distance(distance)
     parts = row_partitions(csr, threads, "nnz")
     indptr, indices = unsigned_csr(csr, wide, pad=distance)
-    data = np.ascontiguousarray(csr.data, dtype=np.float64)
+    data = np.ascontiguousarray(csr.data)
     run = rows_par if threads > 1 else rows_ser
     args = (parts, indptr, indices, data, None, np.uint64(distance))
     return Prepared(run, args, nbytes(indptr, indices, data), {"distance": distance})
@@ -39,4 +39,4 @@ register(KernelSpec(
     "csr_prefetch", ("ML", "IMB"),
     "nnz-balanced CSR with software prefetch of x, `distance` nonzeros ahead",
     _prepare, {"distance": DEFAULT_DISTANCE}, siblings=("csr_colblock_prefetch",),
-    c_template="csr.c", c_defines={"SPMV_PREFETCH": DEFAULT_DISTANCE}))
+    dtypes=DTYPES, c_template="csr.c", c_defines={"SPMV_PREFETCH": DEFAULT_DISTANCE}))

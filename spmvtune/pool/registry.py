@@ -28,6 +28,9 @@ CLASSES = ("MB", "ML", "IMB", "CMP")
 #: equal nonzero ranges (long rows shared), "serial" one thread only, "blas"
 #: a BLAS library's own threads.
 BALANCES = ("rows", "nnz", "split", "serial", "blas")
+#: Value types a kernel may run (NumPy names).  A canonical CSR holds one of these.
+DTYPES = ("float32", "float64", "complex64", "complex128")
+REAL_DTYPES = ("float32", "float64")
 U32_MAX = np.iinfo(np.uint32).max
 
 
@@ -36,9 +39,9 @@ class CSR:
     """A canonical CSR matrix as the kernels' ``prepare`` steps see it.
 
     indptr: (n_rows + 1,) int32/int64; indices: (nnz,) int32/int64 sorted per
-    row, no duplicates; data: (nnz,) float64.  ``symmetry`` is what the source
-    file declared ("general", "symmetric", "skew-symmetric", "hermitian") or
-    None when unknown.
+    row, no duplicates; data: (nnz,) of one of ``DTYPES`` (float32, float64,
+    complex64, complex128).  ``symmetry`` is what the source file declared
+    ("general", "symmetric", "skew-symmetric", "hermitian") or None when unknown.
     """
     shape: tuple
     indptr: np.ndarray
@@ -50,6 +53,11 @@ class CSR:
     def nnz(self):
         return int(self.indptr[-1])
 
+    @property
+    def dtype(self):
+        """The value type (a NumPy dtype)."""
+        return self.data.dtype
+
 
 @dataclass
 class Prepared:
@@ -58,11 +66,24 @@ class Prepared:
     ``nbytes`` counts the bytes of the kernel's matrix storage (what one SpMV
     must stream from memory, x and y excluded); ``info`` holds kernel-specific
     facts worth reporting (e.g. bytes per nonzero of a compressed format).
+    ``scratch``: positions in ``args`` of scratch buffers (partial sums) that
+    ``prepare`` allocates in the matrix's value type; a product whose result
+    has a wider type (float32 A times float64 x) runs with zeroed copies of
+    them in the result's type.
     """
     run: Callable
     args: tuple
     nbytes: int
     info: dict = field(default_factory=dict)
+    scratch: tuple = ()
+
+    def args_for(self, dtype):
+        """``args`` with the scratch buffers in ``dtype`` (the result's type)."""
+        dtype = np.dtype(dtype)
+        if not self.scratch or all(self.args[i].dtype == dtype for i in self.scratch):
+            return self.args
+        return tuple(np.zeros(a.shape, dtype) if i in self.scratch else a
+                     for i, a in enumerate(self.args))
 
 
 class KernelUnusable(ValueError):
@@ -77,8 +98,17 @@ def index_bytes(max_value):
 
 
 def value_bytes(f):
-    """Bytes of one stored value (8 for float64)."""
+    """Bytes of one stored value (4 float32, 8 float64 and complex64, 16 complex128)."""
     return float(f.get("value_bytes", 8.0))
+
+
+def value_dtype(f):
+    """The value type (NumPy name) the features ``f`` describe, from
+    ``value_bytes`` and ``complex_values`` (features are plain floats)."""
+    vb = int(value_bytes(f))
+    if f.get("complex_values", 0.0):
+        return "complex64" if vb <= 8 else "complex128"
+    return "float32" if vb <= 4 else "float64"
 
 
 def csr_bytes(f, value_size=None):
@@ -130,8 +160,8 @@ class KernelSpec:
     serial_only: runs on one thread whatever the caller asks.
     shares_input: runs on views of the caller's CSR arrays where their index
         widths allow (no memory beyond the caller's matrix).
-    dtypes: value types the kernel runs (NumPy names); others are refused
-        with a reason.
+    dtypes: value types the kernel runs (NumPy names, of ``DTYPES``); a
+        matrix of another type is refused with a reason (:meth:`dtype_refusal`).
     max_vectors: the most right-hand sides one call takes (1: ``y = A x``
         only; larger: also ``Y = A X`` for ``X`` of shape (n_cols, k)).
     """
@@ -159,9 +189,16 @@ class KernelSpec:
         """The thread count this kernel runs with when ``threads`` are asked for."""
         return 1 if self.serial_only else threads
 
+    def dtype_refusal(self, dtype):
+        """Why this kernel cannot run values of ``dtype`` (None: it can)."""
+        name = np.dtype(dtype).name
+        if name in self.dtypes:
+            return None
+        return f"{self.name} runs {', '.join(self.dtypes)} values, not {name}"
+
     def refusal(self, f):
         """Why this kernel cannot take the matrix of features ``f`` (None: it can)."""
-        return self.applies(f)
+        return self.dtype_refusal(value_dtype(f)) or self.applies(f)
 
 
 _REGISTRY: dict[str, KernelSpec] = {}
@@ -175,6 +212,8 @@ def register(spec):
         raise ValueError(f"kernel {spec.name!r}: unknown targets {sorted(unknown)}")
     if spec.balance not in BALANCES:
         raise ValueError(f"kernel {spec.name!r}: balance must be one of {BALANCES}")
+    if not spec.dtypes or not set(spec.dtypes) <= set(DTYPES):
+        raise ValueError(f"kernel {spec.name!r}: dtypes must be among {DTYPES}")
     _REGISTRY[spec.name] = spec
     return spec
 

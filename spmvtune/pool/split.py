@@ -16,7 +16,7 @@ from ._loops import U1, row_sum
 from .indices import nbytes, unsigned_csr
 from .partition import nnz_partition
 from .prefetch import DEFAULT_DISTANCE, check_distance
-from .registry import KernelSpec, Prepared, register
+from .registry import DTYPES, KernelSpec, Prepared, register
 
 
 @njit(cache=True, nogil=True)
@@ -59,22 +59,22 @@ def _prepare(csr, threads, *, distance=0, wide=False):
     distance = check_distance(distance) if distance else 0
     kb, first, end, tail = nnz_partition(csr.indptr, threads)
     indptr, indices = unsigned_csr(csr, wide, pad=distance)
-    data = np.ascontiguousarray(csr.data, dtype=np.float64)
-    tails = np.zeros(threads, dtype=np.float64)
+    data = np.ascontiguousarray(csr.data)
+    tails = np.zeros(threads, dtype=data.dtype)
     run = _split_par if threads > 1 else _split_ser
     args = (kb, first, end, tail, indptr, indices, data, np.uint64(distance), tails)
     return Prepared(run, args, nbytes(indptr, indices, data),
-                    {"distance": distance} if distance else {})
+                    {"distance": distance} if distance else {}, scratch=(len(args) - 1,))
 
 
 register(KernelSpec(
     "csr_split", ("IMB",),
     "threads split the nonzeros evenly; rows longer than a share are split",
-    _prepare, balance="split", siblings=("csr_split_prefetch",), shares_input=True,
+    _prepare, balance="split", siblings=("csr_split_prefetch",), shares_input=True, dtypes=DTYPES,
     c_template="csr_split.c"))
 register(KernelSpec(
     "csr_split_prefetch", ("IMB", "ML"),
     "csr_split plus software prefetch of x (power-law graphs)",
     partial(_prepare, distance=DEFAULT_DISTANCE), {"distance": DEFAULT_DISTANCE},
-    balance="split", siblings=("csr_split",),
+    balance="split", siblings=("csr_split",), dtypes=DTYPES,
     c_template="csr_split.c", c_defines={"SPMV_PREFETCH": DEFAULT_DISTANCE}))

@@ -1,28 +1,30 @@
 """Symmetric storage (MB, beyond the paper): keep the lower triangle only.
 
-For A = A^T (or A = -A^T, skew), row ``i`` of the lower triangle L gives both
-``y[i] += L[i, j] x[j]`` and ``y[j] += sign * L[i, j] x[i]``, so each stored
-nonzero is used twice and the matrix stream halves.
+For A = A^T (or A = -A^T, skew; or A = A^H, hermitian), row ``i`` of the
+lower triangle L gives both ``y[i] += L[i, j] x[j]`` and
+``y[j] += sign * L[i, j] x[i]`` (``conj(L[i, j]) x[i]`` when hermitian), so
+each stored nonzero is used twice and the matrix stream halves.
 
 Threads own row ranges ``[r0, r1)``; the transposed updates ``y[j]`` with
 ``j < r0`` would race with another thread, so they go to a private buffer
 covering ``[lo[p], r0)`` (``lo[p]`` = smallest column the partition touches,
 so a banded matrix has small buffers) and are added after the parallel loop.
-Hermitian matrices are complex, which the loader refuses.
+Whether the mirror is conjugated is decided by the *type* of the ``conj``
+argument (None or True, see ``_loops.mirror``), so it costs nothing per nonzero.
 """
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
-from ._loops import U1
+from ._loops import U1, mirror, zero_of
 from .csr import row_partitions
 from .indices import nbytes, unsigned_csr
-from .registry import (CSR, KernelSpec, KernelUnusable, Prepared, csr_bytes, register,
+from .registry import (CSR, DTYPES, KernelSpec, KernelUnusable, Prepared, csr_bytes, register,
                        value_bytes)
 
 
 @njit(cache=True, nogil=True)
-def _sym_part(p, parts, lo, boff, indptr, indices, data, sign, buf, x, y):
+def _sym_part(p, parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y):
     r0 = parts[p]
     r1 = parts[p + 1]
     b0 = boff[p]
@@ -35,19 +37,19 @@ def _sym_part(p, parts, lo, boff, indptr, indices, data, sign, buf, x, y):
         k0 = np.uint64(indptr[i])
         k1 = np.uint64(indptr[i + U1])
         xi = x[i]
-        s = 0.0
+        s = zero_of(data, x)
         if k1 > k0 and indices[k1 - U1] == i:     # the diagonal ends the row
             k1 -= U1
-            s = data[k1] * xi
+            s += data[k1] * xi
         t = sign * xi
         for k in range(k0, k1):
             j = np.uint64(indices[k])
             a = data[k]
             s += a * x[j]
             if j >= r0:
-                y[j] += a * t
+                y[j] += mirror(a, conj) * t
             else:
-                buf[b0 + j - low] += a * t
+                buf[b0 + j - low] += mirror(a, conj) * t
         y[i] += s
 
 
@@ -61,42 +63,50 @@ def _sym_reduce(parts, lo, boff, buf, y):
 
 
 @njit(cache=True, parallel=True)
-def _sym_par(parts, lo, boff, indptr, indices, data, sign, buf, x, y):
+def _sym_par(parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y):
     for p in prange(parts.shape[0] - 1):
-        _sym_part(p, parts, lo, boff, indptr, indices, data, sign, buf, x, y)
+        _sym_part(p, parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y)
     _sym_reduce(parts, lo, boff, buf, y)
 
 
 @njit(cache=True, nogil=True)
-def _sym_ser(parts, lo, boff, indptr, indices, data, sign, buf, x, y):
+def _sym_ser(parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y):
     for p in range(parts.shape[0] - 1):
-        _sym_part(p, parts, lo, boff, indptr, indices, data, sign, buf, x, y)
+        _sym_part(p, parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y)
     _sym_reduce(parts, lo, boff, buf, y)
 
 
-def symmetry_sign(csr):
-    """+1.0 if A == A^T, -1.0 if A == -A^T (zero diagonal), else KernelUnusable.
+def symmetry_kind(csr):
+    """"symmetric" (A == A^T), "skew-symmetric" (A == -A^T) or "hermitian"
+    (A == A^H, complex), else KernelUnusable.
 
     Trusts a symmetry the file declared; otherwise compares A with A^T (one
-    transpose, O(nnz), paid once in ``prepare``).
+    transpose, O(nnz), paid once in ``prepare``).  A real matrix declared
+    hermitian is symmetric.
     """
     if csr.shape[0] != csr.shape[1]:
         raise KernelUnusable("symmetric storage needs a square matrix")
-    if csr.symmetry == "symmetric":
-        return 1.0
-    if csr.symmetry == "skew-symmetric":
-        return -1.0
+    cplx = np.issubdtype(csr.data.dtype, np.complexfloating)
+    if csr.symmetry in ("symmetric", "skew-symmetric"):
+        return csr.symmetry
+    if csr.symmetry == "hermitian":
+        return "hermitian" if cplx else "symmetric"
     A = sp.csr_array((csr.data, csr.indices, csr.indptr), shape=csr.shape)
     At = A.T.tocsr()
     if (A != At).nnz == 0:
-        return 1.0
+        return "symmetric"
     if (A != -At).nnz == 0:
-        return -1.0
-    raise KernelUnusable("matrix is not symmetric or skew-symmetric")
+        return "skew-symmetric"
+    if cplx and (A != At.conj()).nnz == 0:
+        return "hermitian"
+    raise KernelUnusable("matrix is not symmetric, skew-symmetric or hermitian")
 
 
 def _prepare(csr, threads, *, wide=False):
-    sign = symmetry_sign(csr)
+    kind = symmetry_kind(csr)
+    dtype = csr.data.dtype
+    sign = dtype.type(-1 if kind == "skew-symmetric" else 1)
+    conj = True if kind == "hermitian" else None
     A = sp.csr_array((csr.data, csr.indices, csr.indptr), shape=csr.shape)
     L = sp.tril(A, format="csr")
     L.sort_indices()
@@ -108,13 +118,14 @@ def _prepare(csr, threads, *, wide=False):
         if b > a:
             lo[p] = min(int(lo[p]), int(L.indices[a:b].min()))
     boff = np.concatenate([[0], np.cumsum(parts[:-1] - lo)]).astype(np.uint64)
-    buf = np.zeros(int(boff[-1]), dtype=np.float64)
+    buf = np.zeros(int(boff[-1]), dtype=dtype)
     indptr, indices = unsigned_csr(lower, wide)
-    data = np.ascontiguousarray(L.data, dtype=np.float64)
+    data = np.ascontiguousarray(L.data, dtype=dtype)
     run = _sym_par if threads > 1 else _sym_ser
-    args = (parts, lo, boff, indptr, indices, data, sign, buf)
+    args = (parts, lo, boff, indptr, indices, data, sign, conj, buf)
     return Prepared(run, args, nbytes(indptr, indices, data),
-                    {"stored_nnz": int(L.nnz), "buffer_entries": len(buf), "sign": sign})
+                    {"stored_nnz": int(L.nnz), "buffer_entries": len(buf),
+                     "sign": float(np.real(sign)), "symmetry": kind}, scratch=(8,))
 
 
 def storage(f):
@@ -128,12 +139,12 @@ def applies(f):
     if f["rows"] != f["cols"]:
         return "symmetric storage needs a square matrix"
     if f["symmetric"] < 1.0:
-        return "the matrix is not symmetric or skew-symmetric"
+        return "the matrix is not symmetric, skew-symmetric or hermitian"
     return None
 
 
 register(KernelSpec(
     "csr_sym", ("MB",),
-    "symmetric (or skew) matrices: lower triangle only, race-free threads",
-    _prepare, storage=storage, applies=applies, setup_products=5.0,
+    "symmetric, skew or hermitian matrices: lower triangle only, race-free threads",
+    _prepare, storage=storage, applies=applies, setup_products=5.0, dtypes=DTYPES,
     c_template="csr_sym.c"))

@@ -12,7 +12,7 @@ from ._loops import rows_par, rows_ser
 from .csr import row_partitions
 from .indices import nbytes, unsigned_csr
 from .prefetch import DEFAULT_DISTANCE, check_distance
-from .registry import (KernelSpec, KernelUnusable, Prepared, csr_bytes, register,
+from .registry import (DTYPES, KernelSpec, KernelUnusable, Prepared, csr_bytes, register,
                        value_bytes)
 
 MAX_DISTINCT = 1 << 16
@@ -28,7 +28,7 @@ def _distinct(a):
 def value_index(data):
     """(vals, vidx): ``vals[vidx] == data``; vidx uint8 or uint16.
 
-    data: (nnz,) float64.  Raises :class:`KernelUnusable` when there are more
+    data: (nnz,) of any value type; vals has the same type.  Raises :class:`KernelUnusable` when there are more
     than 65536 distinct values, or NaNs.  -0.0 and 0.0 share one code.
     """
     # The distinct values of an evenly spaced sample usually are all of them:
@@ -51,8 +51,8 @@ def value_index(data):
         vidx = np.searchsorted(vals, data)
     code_t = np.uint8 if len(vals) <= 256 else np.uint16
     if len(vals) == 0:
-        vals = np.zeros(1)
-    return np.ascontiguousarray(vals, dtype=np.float64), vidx.astype(code_t)
+        vals = np.zeros(1, dtype=data.dtype)
+    return np.ascontiguousarray(vals, dtype=data.dtype), vidx.astype(code_t)
 
 
 def _prepare(csr, threads, *, distance=0, wide=False):
@@ -88,7 +88,8 @@ def storage(f):
             + value_bytes(f) * f["distinct_values"])
 
 
-_FACTS = dict(storage=storage, applies=applies, setup_products=3.0, c_template="csr.c")
+_FACTS = dict(storage=storage, applies=applies, setup_products=3.0, dtypes=DTYPES,
+              c_template="csr.c")
 register(KernelSpec(
     "csr_vi", ("MB",),
     "values as 8/16-bit codes into a table of distinct values",
