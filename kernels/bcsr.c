@@ -28,10 +28,10 @@ struct SPMV_NAME(plan) {
     int nparts;
     int64_t *bounds;           /* block-row partitions */
     int64_t *bptr, *bcol;      /* (n_brows + 1), (n_blocks) first column of each block */
-    double *val;               /* (n_blocks * BR * BC) row-major blocks */
+    spmv_val *val;               /* (n_blocks * BR * BC) row-major blocks */
 #if SPMV_VALUE_INDEX
     SPMV_CODE *codes;
-    double *table;
+    spmv_val *table;
 #endif
 };
 
@@ -46,7 +46,7 @@ static int64_t SPMV_NAME(run_start)(int64_t j, int64_t n_cols)
 #endif
 
 SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_idx *indptr,
-                                    const spmv_idx *indices, const double *data, int threads)
+                                    const spmv_idx *indices, const spmv_val *data, int threads)
 {
     SPMV_NAME(plan) *p = spmv_alloc(sizeof *p);
     if (!p) return NULL;
@@ -79,7 +79,7 @@ SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_i
     }
     p->n_blocks = nb;
     p->bcol = spmv_alloc(sizeof(int64_t) * (size_t)nb);
-    p->val = calloc((size_t)(nb ? nb : 1) * SPMV_BS, sizeof(double));
+    p->val = calloc((size_t)(nb ? nb : 1) * SPMV_BS, sizeof(spmv_val));
     if (!p->bcol || !p->val) { free(slot); SPMV_NAME(free)(p); return spmv_fail("out of memory"); }
     /* pass 2: place the blocks, then the values */
     for (int64_t j = 0; j < nbc; j++) slot[j] = -1;
@@ -123,12 +123,12 @@ SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_i
     return p;
 }
 
-void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const double *restrict x, double *restrict y)
+void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const spmv_val *restrict x, spmv_val *restrict y)
 {
     #pragma omp parallel for schedule(static, 1) num_threads(p->nparts)
     for (int t = 0; t < p->nparts; t++) {
         for (int64_t br = p->bounds[t]; br < p->bounds[t + 1]; br++) {
-            double s[SPMV_BR] = {0};
+            spmv_val s[SPMV_BR] = {0};
             for (int64_t b = p->bptr[br]; b < p->bptr[br + 1]; b++) {
                 int64_t c0 = p->bcol[b], base = b * SPMV_BS;
                 if (c0 + SPMV_BC <= p->n_cols) {

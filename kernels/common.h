@@ -1,4 +1,18 @@
 /* ---- common: types, errors, partitions (shared by every spmvtune kernel) ---- */
+/* Value type of data, x and y (SPMV_VALUE): double, float, double complex or
+   float complex (then SPMV_COMPLEX is 1 and SPMV_CONJ the conjugate). */
+#ifndef SPMV_VALUE
+#define SPMV_VALUE double
+#endif
+#ifndef SPMV_COMPLEX
+#define SPMV_COMPLEX 0
+#endif
+#if SPMV_COMPLEX
+#include <complex.h>
+#else
+#undef SPMV_CONJ
+#define SPMV_CONJ(v) (v)
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +26,7 @@
 #define SPMV_INDEX int32_t
 #endif
 typedef SPMV_INDEX spmv_idx;
+typedef SPMV_VALUE spmv_val;
 
 /* The k-th value of a plan: through the value index (p->codes into
    p->table) when the kernel keeps one, else p->data. */

@@ -30,15 +30,15 @@ struct SPMV_NAME(plan) {
     int64_t *bounds;           /* (nparts + 1) row bounds */
     const spmv_idx *indptr;    /* the caller's arrays: they must outlive the plan */
     const spmv_idx *indices;
-    const double *data;
+    const spmv_val *data;
 #if SPMV_VALUE_INDEX
     SPMV_CODE *codes;          /* (nnz) index into table */
-    double *table;             /* distinct values */
+    spmv_val *table;             /* distinct values */
 #endif
 };
 
 SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_idx *indptr,
-                                    const spmv_idx *indices, const double *data, int threads)
+                                    const spmv_idx *indices, const spmv_val *data, int threads)
 {
     SPMV_NAME(plan) *p = spmv_alloc(sizeof *p);
     if (!p) return NULL;
@@ -59,14 +59,14 @@ SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_i
 }
 
 static void SPMV_NAME(rows)(const SPMV_NAME(plan) *p, int64_t r0, int64_t r1,
-                            const double *restrict x, double *restrict y)
+                            const spmv_val *restrict x, spmv_val *restrict y)
 {
     const spmv_idx *restrict indptr = p->indptr;
     const spmv_idx *restrict col = p->indices;
     for (int64_t i = r0; i < r1; i++) {
         int64_t k = indptr[i], end = indptr[i + 1];
 #if SPMV_UNROLL == 4
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        spmv_val s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         for (; k + 4 <= end; k += 4) {
 #if SPMV_PREFETCH
             if (k + SPMV_PREFETCH + 3 < p->nnz) {
@@ -84,7 +84,7 @@ static void SPMV_NAME(rows)(const SPMV_NAME(plan) *p, int64_t r0, int64_t r1,
         for (; k < end; k++) s0 += SPMV_VAL(p, k) * x[col[k]];
         y[i] = (s0 + s1) + (s2 + s3);
 #else
-        double s = 0.0;
+        spmv_val s = 0;
         for (; k < end; k++) {
 #if SPMV_PREFETCH
             if (k + SPMV_PREFETCH < p->nnz) __builtin_prefetch(&x[col[k + SPMV_PREFETCH]]);
@@ -96,7 +96,7 @@ static void SPMV_NAME(rows)(const SPMV_NAME(plan) *p, int64_t r0, int64_t r1,
     }
 }
 
-void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const double *x, double *y)
+void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const spmv_val *x, spmv_val *y)
 {
 #if SPMV_SERIAL
     SPMV_NAME(rows)(p, 0, p->n_rows, x, y);

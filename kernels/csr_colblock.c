@@ -16,11 +16,11 @@ struct SPMV_NAME(plan) {
     int64_t *bounds;           /* row partitions, balanced on the whole matrix */
     int64_t *ptr;              /* (nblocks * (n_rows + 1)) row pointers per block */
     int64_t *col;              /* (nnz) columns, block after block */
-    double *val;
+    spmv_val *val;
 };
 
 SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_idx *indptr,
-                                    const spmv_idx *indices, const double *data, int threads)
+                                    const spmv_idx *indices, const spmv_val *data, int threads)
 {
     SPMV_NAME(plan) *p = spmv_alloc(sizeof *p);
     if (!p) return NULL;
@@ -32,7 +32,7 @@ SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_i
     p->bounds = spmv_alloc(sizeof(int64_t) * (p->nparts + 1));
     p->ptr = spmv_alloc(sizeof(int64_t) * (size_t)nb * (size_t)(n_rows + 1));
     p->col = spmv_alloc(sizeof(int64_t) * (size_t)p->nnz);
-    p->val = spmv_alloc(sizeof(double) * (size_t)p->nnz);
+    p->val = spmv_alloc(sizeof(spmv_val) * (size_t)p->nnz);
     if (!p->bounds || !p->ptr || !p->col || !p->val) { SPMV_NAME(free)(p); return NULL; }
     spmv_row_partition(n_rows, indptr, p->nparts, 1, p->bounds);
     /* count per (block, row), then fill block after block */
@@ -61,10 +61,10 @@ SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_i
     return p;
 }
 
-void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const double *restrict x, double *restrict y)
+void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const spmv_val *restrict x, spmv_val *restrict y)
 {
     const int64_t *restrict col = p->col;
-    const double *restrict val = p->val;
+    const spmv_val *restrict val = p->val;
     #pragma omp parallel num_threads(p->nparts)
     {
         int t = spmv_thread_num();
@@ -75,7 +75,7 @@ void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const double *restrict x, double *
                 const int64_t *restrict bp = p->ptr + (int64_t)b * (p->n_rows + 1);
                 int64_t last = bp[p->n_rows];
                 for (int64_t i = r0; i < r1; i++) {
-                    double s = 0.0;
+                    spmv_val s = 0;
                     for (int64_t k = bp[i]; k < bp[i + 1]; k++) {
 #if SPMV_PREFETCH
                         if (k + SPMV_PREFETCH < last) __builtin_prefetch(&x[col[k + SPMV_PREFETCH]]);

@@ -12,19 +12,19 @@ struct SPMV_NAME(plan) {
     int nparts;
     int64_t *bounds;
     const spmv_idx *indptr;    /* the caller's row pointer and values: keep them alive */
-    const double *data;
+    const spmv_val *data;
     int64_t *first_col;        /* (n_rows) column of each row's first nonzero */
     int64_t *offset;           /* (n_rows) byte offset of the row's gaps in stream */
     uint8_t *width;            /* (n_rows) bytes per gap: 1, 2 or 4 */
     uint8_t *stream;
 #if SPMV_VALUE_INDEX
     SPMV_CODE *codes;
-    double *table;
+    spmv_val *table;
 #endif
 };
 
 SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_idx *indptr,
-                                    const spmv_idx *indices, const double *data, int threads)
+                                    const spmv_idx *indices, const spmv_val *data, int threads)
 {
     SPMV_NAME(plan) *p = spmv_alloc(sizeof *p);
     if (!p) return NULL;
@@ -81,13 +81,13 @@ SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_i
         }                                                              \
     } while (0)
 
-void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const double *restrict x, double *restrict y)
+void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const spmv_val *restrict x, spmv_val *restrict y)
 {
     #pragma omp parallel for schedule(static, 1) num_threads(p->nparts)
     for (int t = 0; t < p->nparts; t++) {
         for (int64_t i = p->bounds[t]; i < p->bounds[t + 1]; i++) {
             int64_t k = p->indptr[i], e = p->indptr[i + 1];
-            double acc = 0.0;
+            spmv_val acc = 0;
             if (k < e) {
                 int64_t c = p->first_col[i];
                 acc = SPMV_VAL(p, k) * x[c];

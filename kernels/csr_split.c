@@ -13,9 +13,9 @@ struct SPMV_NAME(plan) {
     int64_t *kb;               /* (nparts + 1) nonzero bounds */
     int64_t *first, *end;      /* rows first[p] .. end[p]-1 end inside part p */
     int64_t *tail;             /* row continuing past part p, or -1 */
-    double *carry;             /* its partial sum */
+    spmv_val *carry;             /* its partial sum */
     const spmv_idx *indptr, *indices;
-    const double *data;
+    const spmv_val *data;
 };
 
 /* first row r >= lo with indptr[r + 1] > k */
@@ -30,7 +30,7 @@ static int64_t SPMV_NAME(row_ending_after)(const spmv_idx *indptr, int64_t n_row
 }
 
 SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_idx *indptr,
-                                    const spmv_idx *indices, const double *data, int threads)
+                                    const spmv_idx *indices, const spmv_val *data, int threads)
 {
     SPMV_NAME(plan) *p = spmv_alloc(sizeof *p);
     if (!p) return NULL;
@@ -41,7 +41,7 @@ SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_i
     p->first = spmv_alloc(sizeof(int64_t) * np);
     p->end = spmv_alloc(sizeof(int64_t) * np);
     p->tail = spmv_alloc(sizeof(int64_t) * np);
-    p->carry = spmv_alloc(sizeof(double) * np);
+    p->carry = spmv_alloc(sizeof(spmv_val) * np);
     if (!p->kb || !p->first || !p->end || !p->tail || !p->carry) {
         SPMV_NAME(free)(p); return NULL;
     }
@@ -58,17 +58,17 @@ SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_i
     return p;
 }
 
-void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const double *restrict x, double *restrict y)
+void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const spmv_val *restrict x, spmv_val *restrict y)
 {
     const spmv_idx *restrict indptr = p->indptr;
     const spmv_idx *restrict col = p->indices;
-    const double *restrict val = p->data;
+    const spmv_val *restrict val = p->data;
     #pragma omp parallel for schedule(static, 1) num_threads(p->nparts)
     for (int t = 0; t < p->nparts; t++) {
         int64_t lo = p->kb[t], hi = p->kb[t + 1];
         for (int64_t i = p->first[t]; i < p->end[t]; i++) {
             int64_t k = indptr[i] > lo ? (int64_t)indptr[i] : lo, e = indptr[i + 1];
-            double s = 0.0;
+            spmv_val s = 0;
             for (; k < e; k++) {
 #if SPMV_PREFETCH
                 if (k + SPMV_PREFETCH < p->nnz) __builtin_prefetch(&x[col[k + SPMV_PREFETCH]]);
@@ -77,7 +77,7 @@ void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const double *restrict x, double *
             }
             y[i] = s;
         }
-        double c = 0.0;
+        spmv_val c = 0;
         if (p->tail[t] >= 0) {
             int64_t r = p->tail[t];
             for (int64_t k = indptr[r] > lo ? (int64_t)indptr[r] : lo; k < hi; k++)

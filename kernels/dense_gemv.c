@@ -5,17 +5,17 @@
 struct SPMV_NAME(plan) {
     int64_t n_rows, n_cols;
     int nparts;
-    double *a;                 /* (n_rows * n_cols) row-major */
+    spmv_val *a;                 /* (n_rows * n_cols) row-major */
 };
 
 SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_idx *indptr,
-                                    const spmv_idx *indices, const double *data, int threads)
+                                    const spmv_idx *indices, const spmv_val *data, int threads)
 {
     SPMV_NAME(plan) *p = spmv_alloc(sizeof *p);
     if (!p) return NULL;
     p->n_rows = n_rows; p->n_cols = n_cols; p->nparts = spmv_threads(threads);
     size_t cells = (size_t)n_rows * (size_t)n_cols;
-    p->a = calloc(cells ? cells : 1, sizeof(double));
+    p->a = calloc(cells ? cells : 1, sizeof(spmv_val));
     if (!p->a) { free(p); return spmv_fail("out of memory for the dense matrix"); }
     for (int64_t i = 0; i < n_rows; i++)
         for (int64_t k = indptr[i]; k < indptr[i + 1]; k++)
@@ -24,13 +24,13 @@ SPMV_NAME(plan) *SPMV_NAME(prepare)(int64_t n_rows, int64_t n_cols, const spmv_i
     return p;
 }
 
-void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const double *restrict x, double *restrict y)
+void SPMV_NAME(run)(const SPMV_NAME(plan) *p, const spmv_val *restrict x, spmv_val *restrict y)
 {
     const int64_t m = p->n_cols;
     #pragma omp parallel for schedule(static) num_threads(p->nparts)
     for (int64_t i = 0; i < p->n_rows; i++) {
-        const double *restrict row = p->a + i * m;
-        double s = 0.0;
+        const spmv_val *restrict row = p->a + i * m;
+        spmv_val s = 0;
         for (int64_t j = 0; j < m; j++) s += row[j] * x[j];
         y[i] = s;
     }

@@ -3,40 +3,36 @@
 #define SPMV_CODE uint16_t
 #endif
 
-static int spmv_cmp_u64(const void *a, const void *b)
+/* Values ordered by their bytes: any order serves, as long as it is one. */
+static int spmv_cmp_bytes(const void *a, const void *b)
 {
-    uint64_t u = *(const uint64_t *)a, v = *(const uint64_t *)b;
-    return (u > v) - (u < v);
+    return memcmp(a, b, sizeof(spmv_val));
 }
 
-/* Distinct values compared bit for bit (so -0.0 and NaN payloads survive).
-   Returns 0 (and sets the error) when they do not fit SPMV_CODE. */
-static int spmv_value_index(const double *data, int64_t nnz, SPMV_CODE **codes_out,
-                            double **table_out)
+/* Distinct values compared bit for bit (so -0.0 and NaN payloads survive),
+   of any value type.  Returns 0 (and sets the error) when they do not fit
+   SPMV_CODE. */
+static int spmv_value_index(const spmv_val *data, int64_t nnz, SPMV_CODE **codes_out,
+                            spmv_val **table_out)
 {
-    uint64_t *bits = spmv_alloc(sizeof(uint64_t) * (size_t)nnz);
-    if (!bits) return 0;
-    memcpy(bits, data, sizeof(uint64_t) * (size_t)nnz);
-    qsort(bits, (size_t)nnz, sizeof(uint64_t), spmv_cmp_u64);
+    spmv_val *table = spmv_alloc(sizeof(spmv_val) * (size_t)(nnz ? nnz : 1));
+    if (!table) return 0;
+    memcpy(table, data, sizeof(spmv_val) * (size_t)nnz);
+    qsort(table, (size_t)nnz, sizeof(spmv_val), spmv_cmp_bytes);
     int64_t n = 0;
     for (int64_t k = 0; k < nnz; k++)
-        if (k == 0 || bits[k] != bits[n - 1]) bits[n++] = bits[k];
+        if (k == 0 || spmv_cmp_bytes(&table[k], &table[n - 1]) != 0) table[n++] = table[k];
     if (n > (int64_t)((SPMV_CODE)-1) + 1) {
-        free(bits);
+        free(table);
         spmv_fail("too many distinct values for the value index codes");
         return 0;
     }
     SPMV_CODE *codes = spmv_alloc(sizeof(SPMV_CODE) * (size_t)nnz);
-    double *table = spmv_alloc(sizeof(double) * (size_t)(n ? n : 1));
-    if (!codes || !table) { free(bits); free(codes); free(table); return 0; }
-    memcpy(table, bits, sizeof(double) * (size_t)n);
+    if (!codes) { free(table); return 0; }
     for (int64_t k = 0; k < nnz; k++) {
-        uint64_t v;
-        memcpy(&v, &data[k], sizeof v);
-        const uint64_t *hit = bsearch(&v, bits, (size_t)n, sizeof(uint64_t), spmv_cmp_u64);
-        codes[k] = (SPMV_CODE)(hit - bits);
+        const spmv_val *hit = bsearch(&data[k], table, (size_t)n, sizeof(spmv_val), spmv_cmp_bytes);
+        codes[k] = (SPMV_CODE)(hit - table);
     }
-    free(bits);
     *codes_out = codes;
     *table_out = table;
     return 1;

@@ -60,6 +60,9 @@ class CKernel:
     def __init__(self, emitted, cache=None):
         self.emitted = emitted
         self.index_dtype = np.int64 if emitted.defines["SPMV_INDEX"] == "int64_t" else np.int32
+        from .emit import VALUE_TYPES
+        c_type = emitted.defines.get("SPMV_VALUE", "double")
+        self.dtype = np.dtype(next(k for k, v in VALUE_TYPES.items() if v[0] == c_type))
         lib = ctypes.CDLL(str(compile_kernel(emitted.source, cache=cache)))
         pre = emitted.prefix
         dptr = ctypes.c_void_p
@@ -76,14 +79,15 @@ class CKernel:
         self._lib = lib
 
     def prepare(self, A, threads=0):
-        """A plan for ``scipy.sparse`` matrix ``A`` (canonical CSR).  Raises
+        """A plan for ``scipy.sparse`` matrix ``A`` (canonical CSR; values
+        converted to the kernel's value type).  Raises
         ValueError with the kernel's reason when it cannot take the matrix."""
         import scipy.sparse as sp
         A = sp.csr_array(A)
         A.sum_duplicates()
         arrays = (np.ascontiguousarray(A.indptr, dtype=self.index_dtype),
                   np.ascontiguousarray(A.indices, dtype=self.index_dtype),
-                  np.ascontiguousarray(A.data, dtype=np.float64))
+                  np.ascontiguousarray(A.data, dtype=self.dtype))
         handle = self._prepare(A.shape[0], A.shape[1], *(a.ctypes.data for a in arrays), threads)
         if not handle:
             raise ValueError(f"{self.emitted.kernel}: {self._error().decode()}")
@@ -105,8 +109,8 @@ class _Plan:
         self.handle, self.arrays, self.shape, self._kernel = handle, arrays, shape, kernel
 
     def __call__(self, x, y=None):
-        y = np.empty(self.shape[0]) if y is None else y
-        self._kernel.run(self, np.ascontiguousarray(x, dtype=np.float64), y)
+        y = np.empty(self.shape[0], self._kernel.dtype) if y is None else y
+        self._kernel.run(self, np.ascontiguousarray(x, dtype=self._kernel.dtype), y)
         return y
 
     def __del__(self):

@@ -67,6 +67,11 @@ def kernels(as_json):
 @click.option("--no-cache", is_flag=True,
               help="Select afresh instead of reading select_kernel's tuning cache.")
 @click.option("--max-nnz", type=int, default=None, help="Skip (and record) larger matrices.")
+@click.option("--dtype", type=click.Choice(["float32", "float64", "complex64", "complex128"]),
+              default=None,
+              help="Measure every matrix converted to this value type (default: as loaded: "
+                   "float64, complex128 for complex files, an .npz file's own type); SciPy "
+                   "runs the same types; MKL runs float64 only.")
 @click.option("--limit", type=int, default=None, help="At most this many matrices.")
 @click.option("--timeout", type=float, default=None,
               help="Seconds per matrix; measure in a worker process that is killed past it "
@@ -77,7 +82,7 @@ def kernels(as_json):
 @click.option("--retry-failed", is_flag=True, help="Measure again what failed or timed out.")
 @click.option("--json", "as_json", is_flag=True, help="Summary and rows as one JSON document.")
 def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels, kernel_list,
-          repeats, mkl, no_cache, max_nnz, limit, timeout, scheduler, retry_failed, as_json):
+          repeats, mkl, no_cache, max_nnz, dtype, limit, timeout, scheduler, retry_failed, as_json):
     """Sweep matrices and compare the selected kernel with SciPy and MKL.
 
     PATHS are matrix files (.mtx, .mtx.gz, .mtx.bz2, SuiteSparse .tar.gz, .npz)
@@ -126,13 +131,17 @@ def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels,
         except (RuntimeError, ValueError) as exc:
             raise click.ClickException(str(exc))
     items = list({i.key: i for i in items}.values())[:limit]
+    if dtype:                        # its own rows in a results store, beside the as-loaded ones
+        import dataclasses
+        items = [dataclasses.replace(i, key=f"{i.key}#{dtype}", name=f"{i.name} ({dtype})")
+                 for i in items]
     if not items:
         raise click.UsageError("nothing to measure: give matrix files or directories, "
                                "--suite quick, or --ssget QUERY")
 
     opts = Options(threads=threads, repeats=repeats, all_kernels=all_kernels or bool(kernel_list),
                    one_thread=one_thread, mkl=mkl, cache=not no_cache, max_nnz=max_nnz,
-                   kernels=tuple(kernel_list))
+                   kernels=tuple(kernel_list), dtype=dtype)
     from .machine import profile_path
     if not profile_path(threads).exists():
         say("(measuring this machine's bandwidth once; later runs read the cache)")
@@ -278,8 +287,12 @@ def _report(rows, prof, threads, store, out_dir, as_json, say):
               help="Width of the CSR index arrays the C code takes (default: 32 when the "
                    "matrix fits, else 64).")
 @click.option("--threads", type=int, default=None, help="Threads to tune for (default: all cores).")
+@click.option("--dtype", type=click.Choice(["float32", "float64", "complex64", "complex128"]),
+              default=None,
+              help="Value type of the C code (double, float, double complex, float complex; "
+                   "default: the matrix's, complex128 for complex files).")
 @click.option("--list", "list_only", is_flag=True, help="List the C templates and exit.")
-def emit(file, output, kernel, header, prefix, index_bits, threads, list_only):
+def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_only):
     """Write the kernel chosen for FILE as standalone C99 + OpenMP source.
 
     The source holds the SpMV function over raw arrays, the conversion from
@@ -309,6 +322,9 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, list_only):
     from .validate import as_canonical_csr, check_threads
     try:
         A = load(file)
+        if dtype:
+            from .validate import as_value_type
+            A = as_value_type(A, dtype)
     except (ValueError, MemoryError) as exc:
         raise click.ClickException(str(exc))
     threads = check_threads(threads)
@@ -320,15 +336,15 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, list_only):
         raise click.ClickException(f"{op.kernel} has no C template")
     from .analysis import structural_bottlenecks
     bottlenecks = list(op.bottlenecks) or structural_bottlenecks(A, threads)
-    x = np.ones(A.shape[1])
-    y = np.empty(A.shape[0])
+    x = np.ones(A.shape[1], A.dtype)
+    y = np.empty(A.shape[0], A.dtype)
     speed = gflops(A.nnz, interleaved_medians({"k": lambda: op.matvec(x, out=y)}, repeats=5)["k"])
     bits = int(index_bits) if index_bits else (32 if max(A.shape[1], A.nnz) < 2**31 else 64)
     name = Path(file).name.split(".")[0]
     out = Path(output) if output else Path(f"{name}_{op.kernel}.c")
     from .machine import cpu_model
     prof_cpu = cpu_model()
-    notes = [f"Matrix: {file} ({A.shape[0]} x {A.shape[1]}, {A.nnz} nonzeros)",
+    notes = [f"Matrix: {file} ({A.shape[0]} x {A.shape[1]}, {A.nnz} nonzeros, {A.dtype.name})",
              f"Fingerprint: {matrix_fingerprint(as_canonical_csr(A))}",
              f"Bottlenecks: {', '.join(bottlenecks) or 'none'}",
              f"Chosen by: {op.selection_source} for {op.threads} thread(s)",

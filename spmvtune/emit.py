@@ -7,13 +7,16 @@ as ``spmvtune.kernels``): ``common.h`` (types, errors, partitions),
 whose functions carry a prefix (default ``spmvtune_<kernel>``)::
 
     <prefix>_plan *<prefix>_prepare(n_rows, n_cols, indptr, indices, data, threads);
-    void <prefix>_run(const <prefix>_plan *plan, const double *x, double *y);  /* y = A x */
+    void <prefix>_run(const <prefix>_plan *plan, const T *x, T *y);  /* y = A x */
     void <prefix>_free(<prefix>_plan *plan);
     const char *<prefix>_last_error(void);   /* why prepare returned NULL */
 
 Input: plain CSR, 0-based, column indices sorted within rows, no duplicates;
-``indptr``/``indices`` of ``SPMV_INDEX`` (int32_t or int64_t), ``data``
-double.  ``prepare`` does the conversion to the kernel's storage in C (value
+``indptr``/``indices`` of ``SPMV_INDEX`` (int32_t or int64_t), ``data``,
+``x`` and ``y`` of the value type T (``SPMV_VALUE``: double, float, double
+complex or float complex from ``<complex.h>``; ``VALUE_TYPES``), chosen by
+the matrix's dtype; a kernel whose registry entry does not claim a type
+refuses it.  ``prepare`` does the conversion to the kernel's storage in C (value
 index, delta-coded indices, blocks, lower triangle, partitions).  Kernels that
 keep plain CSR (the row loops, split) read the caller's arrays, which must
 outlive the plan.
@@ -22,6 +25,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+
+
+#: NumPy value type -> (C type, complex, conjugate function).
+VALUE_TYPES = {"float64": ("double", 0, None), "float32": ("float", 0, None),
+               "complex128": ("double complex", 1, "conj"),
+               "complex64": ("float complex", 1, "conjf")}
 
 
 def templated_kernels():
@@ -48,23 +57,37 @@ class Emitted:
 
 
 def template_dir():
-    """The templates: package data of the installed wheel, or ``kernels/`` of
-    a source checkout (where ``spmvtune.kernels`` is not importable)."""
-    try:
-        return resources.files("spmvtune.kernels")
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[1] / "kernels"
+    """The templates: ``kernels/`` beside the package in a source checkout
+    (first, so that a checkout never renders another installation's
+    templates), else the package data of the installed wheel."""
+    checkout = Path(__file__).resolve().parents[1] / "kernels"
+    if (checkout / "common.h").is_file():
+        return checkout
+    return resources.files("spmvtune.kernels")
 
 
 def template_text(name):
     return template_dir().joinpath(name).read_text()
 
 
-def defines_for(kernel, op=None, index_bits=32, code_bits=16):
+def value_type(kernel, dtype):
+    """(C type, complex, conjugate function) of ``dtype`` values; ValueError
+    when ``kernel`` does not claim the type."""
+    import numpy as np
+    name = np.dtype(dtype).name
+    why = _spec_with_template(kernel).dtype_refusal(name)
+    if why or name not in VALUE_TYPES:
+        raise ValueError(why or f"no C type for {name} values")
+    return VALUE_TYPES[name]
+
+
+def defines_for(kernel, op=None, index_bits=32, code_bits=16, dtype=None):
     """The ``#define``s of ``kernel``: the template's defaults, then what the
     prepared operator ``op`` chose for the matrix (prefetch distance, block
-    shape, value code width)."""
-    d = dict(_spec_with_template(kernel).c_defines)
+    shape, value code width), and the value type (``dtype``; default: the
+    operator's, else float64)."""
+    spec = _spec_with_template(kernel)
+    d = dict(spec.c_defines)
     info = dict(getattr(op, "info", None) or {})
     if "distance" in info and "SPMV_PREFETCH" in d:
         d["SPMV_PREFETCH"] = int(info["distance"])
@@ -78,15 +101,21 @@ def defines_for(kernel, op=None, index_bits=32, code_bits=16):
             code_bits = 8 * int(info["value_bytes"])
         d["SPMV_CODE"] = f"uint{code_bits}_t"
     d["SPMV_INDEX"] = f"int{index_bits}_t"
+    dtype = dtype if dtype is not None else getattr(op, "dtype", None) or "float64"
+    c_type, cplx, conj = value_type(kernel, dtype)
+    d["SPMV_VALUE"] = c_type
+    if cplx:
+        d["SPMV_COMPLEX"] = 1
+        d["SPMV_CONJ"] = conj
     return d
 
 
-def prototypes(prefix, index_type):
+def prototypes(prefix, index_type, value="double"):
     return (f"typedef struct {prefix}_plan {prefix}_plan;\n"
             f"{prefix}_plan *{prefix}_prepare(int64_t n_rows, int64_t n_cols, "
             f"const {index_type} *indptr,\n"
-            f"    const {index_type} *indices, const double *data, int threads);\n"
-            f"void {prefix}_run(const {prefix}_plan *plan, const double *x, double *y);\n"
+            f"    const {index_type} *indices, const {value} *data, int threads);\n"
+            f"void {prefix}_run(const {prefix}_plan *plan, const {value} *x, {value} *y);\n"
             f"void {prefix}_free({prefix}_plan *plan);\n"
             f"const char *{prefix}_last_error(void);\n")
 
@@ -103,18 +132,21 @@ def usage(prefix, c_file="kernel.c"):
 
 
 def render(kernel, *, prefix=None, op=None, index_bits=32, code_bits=16, notes=(),
-           c_file="kernel.c"):
+           c_file="kernel.c", dtype=None):
     """The C source and header of ``kernel`` (see the module docstring).
-    notes: lines for the header comment (matrix, bottlenecks, expected speed)."""
+    notes: lines for the header comment (matrix, bottlenecks, expected speed).
+    dtype: the value type (default: ``op``'s, else float64); ValueError when
+    the kernel does not claim it."""
     if index_bits not in (32, 64):
         raise ValueError("index_bits must be 32 or 64")
     prefix = prefix or f"spmvtune_{kernel}"
     if not prefix.isidentifier():
         raise ValueError(f"prefix {prefix!r} is not a C identifier")
-    defines = defines_for(kernel, op, index_bits, code_bits)
+    defines = defines_for(kernel, op, index_bits, code_bits, dtype)
     spec = _spec_with_template(kernel)
     template = spec.c_template
     index_type = defines["SPMV_INDEX"]
+    value = defines["SPMV_VALUE"]
     comment = ["spmvtune kernel " + kernel + " (generated by `spmvtune emit`; C99 + OpenMP)", ""]
     comment += list(notes) + ([""] if notes else [])
     if spec.c_note:
@@ -125,12 +157,15 @@ def render(kernel, *, prefix=None, op=None, index_bits=32, code_bits=16, notes=(
              "".join(f"#define {k} {v}\n" for k, v in defines.items()),
              f"#define SPMV_NAME(x) {prefix}_##x\n\n",
              template_text("common.h"), "\n",
-             prototypes(prefix, index_type).replace(f"const char *{prefix}_last_error(void);\n", ""),
+             prototypes(prefix, index_type, value).replace(
+                 f"const char *{prefix}_last_error(void);\n", ""),
              "\n"]
     if defines.get("SPMV_VALUE_INDEX"):
         parts += [template_text("value_index.h"), "\n"]
     parts.append(template_text(template))
     guard = prefix.upper() + "_H"
-    header = (head + f"#ifndef {guard}\n#define {guard}\n#include <stdint.h>\n\n"
-              + prototypes(prefix, index_type) + f"\n#endif /* {guard} */\n")
+    includes = "#include <stdint.h>\n" + ("#include <complex.h>\n" if defines.get("SPMV_COMPLEX")
+                                          else "")
+    header = (head + f"#ifndef {guard}\n#define {guard}\n{includes}\n"
+              + prototypes(prefix, index_type, value) + f"\n#endif /* {guard} */\n")
     return Emitted(kernel, prefix, "".join(parts), header, defines)

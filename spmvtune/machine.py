@@ -65,10 +65,11 @@ def machine_fingerprint():
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def csr_bytes(rows, cols, nnz):
-    """Bytes one CSR product moves at least: 12 per nonzero (value + int32
-    index), 4 per row pointer, y written and x read once (8 each)."""
-    return 12.0 * nnz + 4.0 * (rows + 1) + 8.0 * (rows + cols)
+def csr_bytes(rows, cols, nnz, value_bytes=8):
+    """Bytes one CSR product moves at least: 4 + v per nonzero (value of v
+    bytes + int32 index; 12 for float64), 4 per row pointer, y written and x
+    read once (v each)."""
+    return (4.0 + value_bytes) * nnz + 4.0 * (rows + 1) + value_bytes * (rows + cols)
 
 
 def _closest(table, threads):

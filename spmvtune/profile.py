@@ -30,7 +30,7 @@ from .validate import as_canonical_csr, check_threads
 def _rows_timed(parts, indptr, indices, data, x, y, ticks):
     for p in prange(parts.shape[0] - 1):
         t0 = cycles()
-        _rows_part(p, parts, indptr, indices, data, x, y)
+        _rows_part(np.uint64(p), parts, indptr, indices, data, x, y)
         ticks[p] = cycles() - t0
 
 

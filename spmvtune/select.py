@@ -144,6 +144,7 @@ def _select_transposed(csr, max_extra_bytes, **kw):
 def _select(csr, *, expected_calls, mode, threads, kernel, options, cache, wide_indices,
             max_extra_bytes, transpose=False):
     t0 = time.perf_counter()
+    wide_indices = wide_indices or _wide_to_fit(csr, max_extra_bytes)
     if kernel is not None:
         spec = get_kernel(kernel)
         decision = Decision.make(kernel, spec.threads_for(threads), options, source="forced")
@@ -172,6 +173,15 @@ def _select(csr, *, expected_calls, mode, threads, kernel, options, cache, wide_
     op.selection_source = decision.source
     op.break_even_calls = _break_even(op, decision, csr)
     return op
+
+
+def _wide_to_fit(csr, max_extra_bytes):
+    """Whether int64 index arrays must be run as 64-bit views: converting them
+    to 32 bits is a copy the memory budget does not allow."""
+    from .pool.indices import shares_input
+    if max_extra_bytes is None or shares_input(csr) or not shares_input(csr, wide=True):
+        return False
+    return 4 * (csr.shape[0] + 1 + csr.nnz) > max_extra_bytes
 
 
 def thread_candidates(max_threads):

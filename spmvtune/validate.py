@@ -38,14 +38,31 @@ def canonical_dtype(dtype):
                     f"{', '.join(DTYPES)}); convert the matrix, e.g. A.astype(np.float64)")
 
 
+def as_value_type(A, dtype):
+    """``A`` converted to ``dtype`` (one of spmvtune's value types); a real
+    matrix made complex keeps a zero imaginary part, a complex one made real
+    is refused (that would drop its imaginary part)."""
+    dtype = np.dtype(dtype)
+    if dtype.name not in DTYPES:
+        raise ValueError(f"value type must be one of {', '.join(DTYPES)}, got {dtype.name}")
+    if A.dtype.kind == "c" and dtype.kind != "c":
+        raise ValueError(f"a {A.dtype.name} matrix cannot be converted to {dtype.name} "
+                         "(its imaginary part would be dropped)")
+    info = getattr(A, "info", None)
+    B = A.astype(dtype)
+    if info is not None:
+        B.info = info
+    return B
+
+
 def as_canonical_csr(A):
     """A scipy.sparse matrix/array -> :class:`CSR` (sorted, no duplicates).
 
     Values keep their type when it is float32, float64, complex64 or
-    complex128; bool and integer values become float64 (:func:`canonical_dtype`).  Never modifies ``A``.  The symmetry recorded
-    by :func:`spmvtune.load` (``A.info.symmetry``) is carried along.  A
-    :class:`CSR` is already canonical and is returned as it is, so internal
-    callers convert once.
+    complex128; bool and integer values become float64 (:func:`canonical_dtype`).
+    Never modifies ``A``.  The symmetry recorded by :func:`spmvtune.load`
+    (``A.info.symmetry``) is carried along.  A :class:`CSR` is already
+    canonical and is returned as it is, so internal callers convert once.
     """
     if isinstance(A, CSR):
         return A

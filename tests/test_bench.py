@@ -374,3 +374,29 @@ def test_a_row_whose_selected_kernel_failed_is_reported(tmp_path):
     s = summarize([row])
     assert s["failed"] == 1 and s["mean_regret"] is None
     assert "| m | 10 |" in write_markdown(tmp_path / "r.md", [row], s, {}, {}).read_text()
+
+
+def test_value_types_are_measured_as_such(collection, tmp_path):
+    """--dtype float32 measures float32 products (SciPy's float32 product the
+    peer), in rows of their own; a complex file is measured complex."""
+    out = tmp_path / "out"
+    lap = collection / "laplace2d_40.mtx"
+    assert bench(lap, "--out", out, *FAST).exit_code == 0
+    r = bench(lap, "--out", out, *FAST, "--dtype", "float32")
+    assert r.exit_code == 0, r.output
+    rows = stored(out)
+    assert rows["laplace2d_40"]["dtype"] == "float64"
+    f32 = rows["laplace2d_40 (float32)"]
+    assert f32["status"] == "ok" and f32["dtype"] == "float32"
+    assert {"scipy", "baseline", "selected"} <= set(f32["seconds"])
+    assert f32["intensity"] == pytest.approx(2 * 7840 / (8 * 7840 + 4 * 1601 + 4 * 3200))
+    assert "dtype" in (out / "results.csv").read_text().splitlines()[0]
+    cplx = tmp_path / "c.mtx"
+    cplx.write_text("%%MatrixMarket matrix coordinate complex hermitian\n3 3 3\n"
+                    "1 1 2 0\n2 1 1 2\n3 2 0 -1\n")
+    r = CliRunner().invoke(main, ["bench", str(cplx), *FAST, "--json"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["rows"][0]
+    assert row["dtype"] == "complex128" and row["status"] == "ok"
+    r = CliRunner().invoke(main, ["bench", str(cplx), *FAST, "--json", "--dtype", "float32"])
+    assert r.exit_code == 1 and "imaginary part" in json.loads(r.stdout)["rows"][0]["reason"]

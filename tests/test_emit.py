@@ -13,10 +13,12 @@ from click.testing import CliRunner
 
 import spmvtune
 from families import FAMILIES
-from reference import assert_matches
+from reference import assert_matches, hermitian, random_vector, typed
 from spmvtune.cbuild import CKernel, find_compiler
 from spmvtune.cli import main
-from spmvtune.emit import Emitted, render, templated_kernels
+from spmvtune.emit import VALUE_TYPES, Emitted, render, templated_kernels
+from spmvtune.pool import get_kernel
+from conftest import family_matrix
 
 pytestmark = pytest.mark.skipif(find_compiler() is None,
                                 reason="no C compiler (cc/gcc/clang, or $CC) on this machine")
@@ -24,20 +26,22 @@ BUNDLED = Path(__file__).resolve().parents[1] / "matrices"
 
 
 @functools.lru_cache(maxsize=None)
-def built(kernel, index_bits=32, **info):
+def built(kernel, index_bits=32, dtype=None, **info):
     op = types.SimpleNamespace(info=info) if info else None
-    return CKernel(render(kernel, op=op, index_bits=index_bits))
+    return CKernel(render(kernel, op=op, index_bits=index_bits, dtype=dtype))
 
 
 def check(ck, A, threads):
-    """C result == SciPy's (to rounding), or the kernel refused with a reason."""
-    x = np.random.default_rng(3).uniform(-1, 1, A.shape[1])
+    """C result == SciPy's (to rounding), or the kernel refused with a reason.
+    A must hold the kernel's value type (see ``typed``)."""
+    assert A.dtype == ck.dtype
+    x = random_vector(A.shape[1], ck.dtype, seed=3)
     try:
         plan = ck.prepare(A, threads)
     except ValueError as exc:
         assert str(exc).startswith(ck.emitted.kernel + ": ") and len(str(exc)) > 20
         return False
-    y = np.full(A.shape[0], np.nan)
+    y = np.full(A.shape[0], np.nan, dtype=ck.dtype)
     plan(x, y)
     assert_matches(y, A, x, ck.emitted.kernel)
     plan(x, y)                        # a plan runs many times
@@ -94,7 +98,7 @@ def test_value_codes_that_do_not_fit_are_refused():
 
 def test_symmetric_kernel_refuses_a_general_matrix_and_handles_skew():
     ck = built("csr_sym")
-    with pytest.raises(ValueError, match="neither symmetric nor skew"):
+    with pytest.raises(ValueError, match="neither symmetric, skew-symmetric nor hermitian"):
         ck.prepare(sp.csr_array(np.array([[1.0, 2.0], [3.0, 4.0]])))
     with pytest.raises(ValueError, match="square"):
         ck.prepare(sp.csr_array(np.ones((2, 3))))
@@ -165,8 +169,41 @@ def test_emit_list_and_errors(tmp_path):
 @pytest.mark.parametrize("kernel", templated_kernels())
 def test_emitted_source_compiles_without_warnings(kernel, tmp_path):
     src = tmp_path / f"{kernel}.c"
-    for info in ({}, {"shape": (1, 3)}, {"value_bytes": 1}):
-        src.write_text(render(kernel, op=types.SimpleNamespace(info=info)).source)
+    cases = [({}, None), ({"shape": (1, 3)}, None), ({"value_bytes": 1}, None)]
+    cases += [({"shape": (2, 2), "value_bytes": 1}, d) for d in get_kernel(kernel).dtypes]
+    for info, dtype in cases:
+        src.write_text(render(kernel, op=types.SimpleNamespace(info=info), dtype=dtype).source)
         res = subprocess.run([find_compiler(), "-std=c99", "-fopenmp", "-Wall", "-Wextra",
                               "-Werror", "-fsyntax-only", str(src)], capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr
+        assert res.returncode == 0, (dtype, res.stderr)
+
+
+EMIT_FAMILIES = ["empty_0x5", "empty_rows", "one_dense_row", "wide", "symmetric",
+                 "skew_symmetric", "blocks", "stencil"]
+#: complex64 differs from complex128 only by the C type (and conjf): built for a few
+#: kernels here; every kernel x type is compiled with -Werror above.
+COMPLEX64_BUILT = ("csr_balanced", "csr_split", "csr_vi", "bcsr_vi", "csr_sym")
+TYPED = [(k, d) for k in templated_kernels() for d in get_kernel(k).dtypes
+         if d in ("float32", "complex128") or (d == "complex64" and k in COMPLEX64_BUILT)]
+
+
+@pytest.mark.parametrize("kernel,dtype", TYPED, ids=[f"{k}-{d}" for k, d in TYPED])
+def test_emitted_kernel_in_every_type_it_claims(kernel, dtype):
+    """float32 / complex templates (SPMV_VALUE) against SciPy's product of the same type."""
+    ck = built(kernel, dtype=dtype)
+    assert ck.dtype == dtype and ck.emitted.defines["SPMV_VALUE"] in VALUE_TYPES[dtype]
+    mats = [typed(family_matrix(f), dtype, f) for f in EMIT_FAMILIES]
+    if np.dtype(dtype).kind == "c":
+        mats.append(sp.csr_array(hermitian().astype(dtype)))
+    used = sum(check(ck, A, 2) for A in mats)
+    assert used == len(mats) or (kernel == "csr_sym" and used >= 3)
+
+
+def test_a_type_the_kernel_does_not_claim_is_refused(monkeypatch):
+    import dataclasses
+    from spmvtune.pool import registry
+    only64 = dataclasses.replace(get_kernel("csr_balanced"), name="only_f64", dtypes=("float64",))
+    monkeypatch.setitem(registry._REGISTRY, "only_f64", only64)
+    with pytest.raises(ValueError, match="only_f64 runs float64 values, not float32"):
+        render("only_f64", dtype=np.float32)
+    assert "SPMV_VALUE double" in render("only_f64").source

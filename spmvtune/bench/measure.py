@@ -1,6 +1,10 @@
 """One matrix -> one result row: every contestant checked against SciPy, then
 timed side by side (interleaved rounds, medians; JIT and setup outside the timing).
 
+The matrix is measured in its own value type (``Options.dtype`` converts it
+first): x and y are of that type, and SciPy's product of the same types is
+the peer.  MKL (``mkl_sparse_d_mv``) runs float64 only.
+
 Contestants: ``scipy`` (``A @ x``, one thread), ``baseline`` (csr_balanced),
 ``selected`` (what ``select_kernel(A)`` picks, with its selection and setup
 cost), optionally every kernel of the pool (the fastest is the *oracle*),
@@ -31,6 +35,7 @@ class Options:
     cache: bool = True
     max_nnz: int | None = None
     kernels: tuple = field(default_factory=tuple)   # with all_kernels: only these
+    dtype: str | None = None        # convert each matrix to this value type first
 
 
 def measure_item(item, opts):
@@ -47,9 +52,12 @@ def measure_item(item, opts):
                     nnz=entries, elapsed=time.perf_counter() - t0)
     try:
         A = load_item(item)
-    except (ValueError, MemoryError, OSError) as exc:
+        if opts.dtype is not None:
+            from ..validate import as_value_type
+            A = as_value_type(A, opts.dtype)
+    except (ValueError, TypeError, MemoryError, OSError) as exc:
         return dict(row, status=FAILED, reason=str(exc), elapsed=time.perf_counter() - t0)
-    row.update(rows=int(A.shape[0]), cols=int(A.shape[1]), nnz=int(A.nnz))
+    row.update(rows=int(A.shape[0]), cols=int(A.shape[1]), nnz=int(A.nnz), dtype=A.dtype.name)
     if opts.max_nnz is not None and A.nnz > opts.max_nnz:
         return dict(row, status=SKIPPED, reason=f"{A.nnz} nonzeros > --max-nnz {opts.max_nnz}",
                     elapsed=time.perf_counter() - t0)
@@ -78,8 +86,12 @@ def measure_matrix(A, opts):
     from ..validate import first_mismatch
 
     A = A.tocsr()
-    x = np.random.default_rng(0).uniform(-1, 1, A.shape[1])
-    y = np.empty(A.shape[0])
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, A.shape[1])
+    if A.dtype.kind == "c":
+        x = x + 1j * rng.uniform(-1, 1, A.shape[1])
+    x = x.astype(A.dtype)
+    y = np.empty(A.shape[0], A.dtype)
     ref = A @ x
     contestants, errors = {"scipy": lambda: A @ x}, {}
 
@@ -114,7 +126,7 @@ def measure_matrix(A, opts):
     if opts.one_thread:
         sel1 = select_kernel(A, threads=1, cache=opts.cache)
         check("selected_1t", lambda: sel1.matvec(x, out=y))
-    if opts.mkl and max(A.shape) < 2**31:
+    if opts.mkl and A.dtype == np.float64 and max(A.shape) < 2**31:
         from ..peers import MKLMatrix, mkl_available
         if mkl_available()[0]:
             for label, optimize in (("mkl_csr", False), ("mkl_ie", True)):
@@ -130,7 +142,7 @@ def measure_matrix(A, opts):
     if opts.all_kernels and "baseline" in seconds:
         seconds[BASELINE] = seconds["baseline"]      # timed once, listed in the pool too
     bottlenecks = list(sel.bottlenecks) or structural_bottlenecks(A, opts.threads)
-    nbytes = csr_bytes(A.shape[0], A.shape[1], A.nnz)
+    nbytes = csr_bytes(A.shape[0], A.shape[1], A.nnz, A.dtype.itemsize)
     bw = machine_profile(opts.threads).bandwidth(opts.threads)
     out = {"status": OK if not errors else FAILED,
            "reason": "; ".join(f"{k}: {v}" for k, v in errors.items()) or None,

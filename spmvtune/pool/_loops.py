@@ -109,10 +109,10 @@ def rows_part(p, parts, indptr, indices, vals, vidx, dist, x, y):
 @njit(cache=True, parallel=True)
 def rows_par(parts, indptr, indices, vals, vidx, dist, x, y):
     for p in prange(parts.shape[0] - 1):
-        rows_part(p, parts, indptr, indices, vals, vidx, dist, x, y)
+        rows_part(np.uint64(p), parts, indptr, indices, vals, vidx, dist, x, y)
 
 
 @njit(cache=True, nogil=True)
 def rows_ser(parts, indptr, indices, vals, vidx, dist, x, y):
     for p in range(parts.shape[0] - 1):
-        rows_part(p, parts, indptr, indices, vals, vidx, dist, x, y)
+        rows_part(np.uint64(p), parts, indptr, indices, vals, vidx, dist, x, y)

@@ -83,13 +83,13 @@ def _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y):
 @njit(cache=True, parallel=True)
 def _bcsr_par(parts, rt, ct, bptr, bcol, bval, vidx, x, y):
     for p in prange(parts.shape[0] - 1):
-        _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y)
+        _bcsr_part(np.uint64(p), parts, rt, ct, bptr, bcol, bval, vidx, x, y)
 
 
 @njit(cache=True, nogil=True)
 def _bcsr_ser(parts, rt, ct, bptr, bcol, bval, vidx, x, y):
     for p in range(parts.shape[0] - 1):
-        _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y)
+        _bcsr_part(np.uint64(p), parts, rt, ct, bptr, bcol, bval, vidx, x, y)
 
 
 @njit(cache=True)

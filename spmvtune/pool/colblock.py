@@ -44,13 +44,13 @@ def _cb_part(p, parts, n_blocks, ptr, indices, data, dist, x, y):
 @njit(cache=True, parallel=True)
 def _cb_par(parts, n_blocks, ptr, indices, data, dist, x, y):
     for p in prange(parts.shape[0] - 1):
-        _cb_part(p, parts, n_blocks, ptr, indices, data, dist, x, y)
+        _cb_part(np.uint64(p), parts, n_blocks, ptr, indices, data, dist, x, y)
 
 
 @njit(cache=True, nogil=True)
 def _cb_ser(parts, n_blocks, ptr, indices, data, dist, x, y):
     for p in range(parts.shape[0] - 1):
-        _cb_part(p, parts, n_blocks, ptr, indices, data, dist, x, y)
+        _cb_part(np.uint64(p), parts, n_blocks, ptr, indices, data, dist, x, y)
 
 
 @njit(cache=True, parallel=True)

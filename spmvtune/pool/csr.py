@@ -4,7 +4,10 @@ Each family is a per-partition ``_*_part`` function and two drivers: ``_par``
 (``prange`` over partitions, one partition per thread) and ``_ser`` (a plain
 loop, for one thread, which avoids the thread-pool launch on small matrices).
 All loop arithmetic stays unsigned (``U1`` etc.); mixing uint64 with a signed
-int would promote to float64 in Numba.
+int would promote to float64 in Numba.  Both drivers pass the partition number
+as ``np.uint64(p)``: Numba types a ``prange`` body with an int64 and again
+with a uint64 index, so without the cast every ``_part`` function (where the
+compile time goes) would be compiled twice per value type.
 """
 import numpy as np
 from numba import njit, prange
@@ -29,13 +32,13 @@ def _rows_part(p, parts, indptr, indices, data, x, y):
 @njit(cache=True, parallel=True)
 def _rows_par(parts, indptr, indices, data, x, y):
     for p in prange(parts.shape[0] - 1):
-        _rows_part(p, parts, indptr, indices, data, x, y)
+        _rows_part(np.uint64(p), parts, indptr, indices, data, x, y)
 
 
 @njit(cache=True, nogil=True)
 def _rows_ser(parts, indptr, indices, data, x, y):
     for p in range(parts.shape[0] - 1):
-        _rows_part(p, parts, indptr, indices, data, x, y)
+        _rows_part(np.uint64(p), parts, indptr, indices, data, x, y)
 
 
 @njit(cache=True, nogil=True)
@@ -59,13 +62,13 @@ def _unroll_part(p, parts, indptr, indices, data, x, y):
 @njit(cache=True, parallel=True)
 def _unroll_par(parts, indptr, indices, data, x, y):
     for p in prange(parts.shape[0] - 1):
-        _unroll_part(p, parts, indptr, indices, data, x, y)
+        _unroll_part(np.uint64(p), parts, indptr, indices, data, x, y)
 
 
 @njit(cache=True, nogil=True)
 def _unroll_ser(parts, indptr, indices, data, x, y):
     for p in range(parts.shape[0] - 1):
-        _unroll_part(p, parts, indptr, indices, data, x, y)
+        _unroll_part(np.uint64(p), parts, indptr, indices, data, x, y)
 
 
 def row_partitions(csr, threads, balance):

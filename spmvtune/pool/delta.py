@@ -119,13 +119,13 @@ def _delta_part(p, parts, indptr, first, width, d8, d16, d32, offs, vals, vidx, 
 @njit(cache=True, parallel=True)
 def _delta_par(parts, indptr, first, width, d8, d16, d32, offs, vals, vidx, x, y):
     for p in prange(parts.shape[0] - 1):
-        _delta_part(p, parts, indptr, first, width, d8, d16, d32, offs, vals, vidx, x, y)
+        _delta_part(np.uint64(p), parts, indptr, first, width, d8, d16, d32, offs, vals, vidx, x, y)
 
 
 @njit(cache=True, nogil=True)
 def _delta_ser(parts, indptr, first, width, d8, d16, d32, offs, vals, vidx, x, y):
     for p in range(parts.shape[0] - 1):
-        _delta_part(p, parts, indptr, first, width, d8, d16, d32, offs, vals, vidx, x, y)
+        _delta_part(np.uint64(p), parts, indptr, first, width, d8, d16, d32, offs, vals, vidx, x, y)
 
 
 def _prepare(csr, threads, *, value_indexed=False, wide=False):

@@ -44,14 +44,14 @@ def _add_tails(tail, tails, y):
 @njit(cache=True, parallel=True)
 def _split_par(kb, first, end, tail, indptr, indices, data, dist, tails, x, y):
     for p in prange(tail.shape[0]):
-        _split_part(p, kb, first, end, tail, indptr, indices, data, dist, tails, x, y)
+        _split_part(np.uint64(p), kb, first, end, tail, indptr, indices, data, dist, tails, x, y)
     _add_tails(tail, tails, y)
 
 
 @njit(cache=True, nogil=True)
 def _split_ser(kb, first, end, tail, indptr, indices, data, dist, tails, x, y):
     for p in range(tail.shape[0]):
-        _split_part(p, kb, first, end, tail, indptr, indices, data, dist, tails, x, y)
+        _split_part(np.uint64(p), kb, first, end, tail, indptr, indices, data, dist, tails, x, y)
     _add_tails(tail, tails, y)
 
 

@@ -65,14 +65,14 @@ def _sym_reduce(parts, lo, boff, buf, y):
 @njit(cache=True, parallel=True)
 def _sym_par(parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y):
     for p in prange(parts.shape[0] - 1):
-        _sym_part(p, parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y)
+        _sym_part(np.uint64(p), parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y)
     _sym_reduce(parts, lo, boff, buf, y)
 
 
 @njit(cache=True, nogil=True)
 def _sym_ser(parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y):
     for p in range(parts.shape[0] - 1):
-        _sym_part(p, parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y)
+        _sym_part(np.uint64(p), parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y)
     _sym_reduce(parts, lo, boff, buf, y)
 
 
