@@ -27,18 +27,21 @@ def main():
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def kernels(as_json):
     """List the kernels of the pool, the bottleneck classes they target
-    (MB memory bandwidth, ML memory latency, IMB imbalance, CMP computation)
-    and their tuning options."""
+    (MB memory bandwidth, ML memory latency, IMB imbalance, CMP computation),
+    their tuning options and the value types they run (all of float32,
+    float64, complex64, complex128 unless said)."""
     from .pool import kernel_specs
+    from .pool.registry import DTYPES
     specs = [{"name": s.name, "targets": list(s.targets), "summary": s.summary,
-              "options": s.options} for s in kernel_specs()]
+              "options": s.options, "dtypes": list(s.dtypes)} for s in kernel_specs()]
     if as_json:
         click.echo(json.dumps(specs, indent=2))
         return
     for s in specs:
         opts = " ".join(f"{k}={v}" for k, v in s["options"].items())
+        types = "" if set(s["dtypes"]) == set(DTYPES) else f" ({', '.join(s['dtypes'])} only)"
         click.echo(f"{s['name']:20s} {','.join(s['targets']) or '-':8s} {s['summary']}"
-                   + (f" [{opts}]" if opts else ""))
+                   + (f" [{opts}]" if opts else "") + types)
 
 
 @main.command()
