@@ -113,7 +113,8 @@ def main(argv=None):
             f"{r['kernel_f32']}@{r['threads_f32']} | {r['bytes_per_nnz_f64']:.1f} | "
             f"{r['bytes_per_nnz_f32']:.1f} | {r['gflops_spmvtune_f64']:.2f} | "
             f"{r['gflops_spmvtune_f32']:.2f} | {r['ratio_spmvtune']:.2f}x | "
-            f"{r['gflops_scipy_f64']:.2f} | {r['gflops_scipy_f32']:.2f} | {r['ratio_scipy']:.2f}x |")
+            f"{r['gflops_scipy_f64']:.2f} | {r['gflops_scipy_f32']:.2f} | "
+            f"{r['ratio_scipy']:.2f}x |")
     out()
     out(f"Geometric mean of the float32 / float64 speed ratio: spmvtune (selected kernels) "
         f"{geomean(r['ratio_spmvtune'] for r in rows):.2f}x, SciPy "

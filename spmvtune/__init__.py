@@ -1,7 +1,7 @@
 """spmvtune: fast sparse matrix-vector products, tuned to the machine it runs on.
 
 >>> import spmvtune
->>> A = spmvtune.load("m.mtx")                 # canonical float64 CSR
+>>> A = spmvtune.load("m.mtx")                 # canonical CSR (float64, complex128, ...)
 >>> op = spmvtune.select_kernel(A, threads=2)  # prepare once
 >>> y = op(x)                                  # then y = A @ x, many times
 """

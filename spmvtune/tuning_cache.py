@@ -4,8 +4,9 @@ that asks again for the same matrix pays nothing.
 Key: a fingerprint of the matrix (shape, nnz, the whole row pointer, an evenly
 spaced sample of column indices and values, and sums over all of them), the
 value type, whether the decision is for a transpose product, the machine
-fingerprint, the thread count, the selection mode and the spmvtune version.  The key is not a full hash of the values (that would cost more than
-the feature pass); two matrices it cannot tell apart share a *decision*, which
+fingerprint, the thread count, the selection mode and the spmvtune version.
+The key is not a full hash of the values (that would cost more than the
+feature pass); two matrices it cannot tell apart share a *decision*, which
 costs speed at worst, never correctness: the operator is always built from the
 matrix given.
 

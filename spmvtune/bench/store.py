@@ -11,8 +11,9 @@ from pathlib import Path
 from .measure import FAILED, TIMEOUT, gflops_of
 
 #: CSV columns before the per-contestant GFLOP/s columns.
-CSV_FIELDS = ("name", "status", "reason", "rows", "cols", "nnz", "dtype", "threads", "selected_kernel",
-              "selected_threads", "selection_source", "selection_seconds", "setup_seconds",
+CSV_FIELDS = ("name", "status", "reason", "rows", "cols", "nnz", "dtype", "threads",
+              "selected_kernel", "selected_threads", "selection_source", "selection_seconds",
+              "setup_seconds",
               "selection_products", "oracle_kernel", "regret", "bottlenecks", "intensity",
               "gbps", "bandwidth_percent", "host", "elapsed", "measured_at", "matrix")
 

@@ -28,8 +28,9 @@ def _distinct(a):
 def value_index(data):
     """(vals, vidx): ``vals[vidx] == data``; vidx uint8 or uint16.
 
-    data: (nnz,) of any value type; vals has the same type.  Raises :class:`KernelUnusable` when there are more
-    than 65536 distinct values, or NaNs.  -0.0 and 0.0 share one code.
+    data: (nnz,) of any value type; vals has the same type.  Raises
+    :class:`KernelUnusable` when there are more than 65536 distinct values,
+    or NaNs.  -0.0 and 0.0 share one code.
     """
     # The distinct values of an evenly spaced sample usually are all of them:
     # then one searchsorted + a check replaces sorting every value.  Only when
