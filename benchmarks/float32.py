@@ -5,7 +5,7 @@ A float32 matrix with a float32 x streams 8 bytes per nonzero instead of 12
 (4-byte values, 4-byte column indices), and x and y are half the size.  For
 each large generated family (``spmvtune.generate.LARGE``, 12-30M nonzeros)
 this selects a kernel for the float64 matrix and one for its float32 copy
-(``select_kernel(A, threads=T, cache=False)``, timed outside the products),
+(``select_kernel(A, threads=T, cache=False, mode=--mode)``, outside the timing),
 checks both against SciPy, then times the four contestants interleaved
 (``spmvtune.timing.interleaved_medians``, calibrated batches of
 ``STABLE_BATCH_SECONDS``): spmvtune float64, spmvtune float32, SciPy float64,
@@ -34,7 +34,7 @@ def geomean(values):
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
-def run_family(name, build, threads, repeats, min_seconds, log):
+def run_family(name, build, threads, repeats, min_seconds, log, mode="auto"):
     A64 = build()
     A32 = A64.astype(np.float32)
     rng = np.random.default_rng(1)
@@ -45,7 +45,7 @@ def run_family(name, build, threads, repeats, min_seconds, log):
     ops = {}
     for label, A in (("float64", A64), ("float32", A32)):
         t0 = time.perf_counter()
-        ops[label] = spmvtune.select_kernel(A, threads=threads, cache=False)
+        ops[label] = spmvtune.select_kernel(A, threads=threads, cache=False, mode=mode)
         log(f"  {label}: selected {ops[label].kernel} on {ops[label].threads} thread(s) "
             f"in {time.perf_counter() - t0:.1f} s ({ops[label].selection_source})")
     op64, op32 = ops["float64"], ops["float32"]
@@ -84,6 +84,8 @@ def main(argv=None):
     ap.add_argument("--min-seconds", type=float, default=10.0,
                     help="wall time of the interleaved rounds per family (at least)")
     ap.add_argument("--families", nargs="*", default=list(generate.LARGE))
+    ap.add_argument("--mode", default="auto",
+                    help="select_kernel's mode for both types (exhaustive: the best of the pool)")
     ap.add_argument("--out", default=None, help="write the report here too")
     args = ap.parse_args(argv)
     lines = []
@@ -99,9 +101,10 @@ def main(argv=None):
     for name in args.families:
         build, desc = generate.LARGE[name]
         log(f"{name}: {desc}")
-        rows.append(run_family(name, build, args.threads, args.repeats, args.min_seconds, log))
-    out(f"float32 vs float64, selected kernel ({args.threads} threads max) and SciPy "
-        f"(1 thread); GFLOP/s = 2 nnz / median time of interleaved rounds "
+        rows.append(run_family(name, build, args.threads, args.repeats, args.min_seconds, log,
+                               args.mode))
+    out(f"float32 vs float64, selected kernel (mode {args.mode}, {args.threads} threads max) "
+        f"and SciPy (1 thread); GFLOP/s = 2 nnz / median time of interleaved rounds "
         f"(batches of {STABLE_BATCH_SECONDS * 1e3:.0f} ms, >= {args.repeats} rounds, "
         f">= {args.min_seconds:g} s per family)")
     out()

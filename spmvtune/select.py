@@ -127,7 +127,7 @@ def _select_transposed(csr, max_extra_bytes, **kw):
     else:
         threads = scatter_threads(csr, kw["threads"], max_extra_bytes)
         t0 = time.perf_counter()
-        prepared = prepare_scatter(csr, threads, kw["wide_indices"])
+        prepared = prepare_scatter(csr, threads, kw["wide_indices"] or _wide_to_fit(csr, 0))
         setup = time.perf_counter() - t0
         op = SpMVOperator(SCATTER, (csr.shape[1], csr.shape[0]), prepared, threads, setup,
                           csr.nnz, csr.data.dtype, prepared.info["buffer_bytes"])

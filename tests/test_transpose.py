@@ -188,3 +188,16 @@ def test_float32_operator_in_a_solver():
     x = sla.lsqr(op.as_linear_operator(), b, atol=1e-6, btol=1e-6)[0]
     ref = sla.lsqr(A, b, atol=1e-6, btol=1e-6)[0]
     np.testing.assert_allclose(x, ref, rtol=1e-3, atol=1e-4)
+
+
+def test_scatter_runs_on_the_callers_int64_arrays_without_a_copy():
+    A = family_matrix("power_law").copy()
+    A.indptr, A.indices = A.indptr.astype(np.int64), A.indices.astype(np.int64)
+    opT = spmvtune.select_kernel(A, transpose=True, threads=1, max_extra_bytes=0, cache=False)
+    assert opT.kernel == SCATTER and opT.extra_bytes == 0
+    assert all(a.base is not None for a in opT._args[1:3])        # views of A's index arrays
+    z = random_vector(A.shape[0], np.float64)
+    assert_matches(opT(z), sp.csr_array(A.T), z, "scatter on int64 views")
+    x = random_vector(A.shape[1], np.float64)
+    assert_matches(opT.T(x), A, x, "forward on int64 views")        # budget 0: 64-bit views
+    assert opT.T.extra_bytes == 0
