@@ -47,7 +47,8 @@ class SpMVOperator:
 
     def matvec(self, x, out=None):
         """y = A @ x.  x: (n_cols,) float64.  out: optional (n_rows,) float64
-        C-contiguous array to write into (then nothing is allocated)."""
+        C-contiguous array to write into (then nothing is allocated); it must
+        not overlap ``x`` (ValueError)."""
         if (type(x) is not np.ndarray or x.dtype != _F64 or x.shape != (self._n,)
                 or not x.flags.c_contiguous):
             x = self._as_x(x)
@@ -57,6 +58,10 @@ class SpMVOperator:
               or not out.flags.c_contiguous or not out.flags.writeable):
             raise ValueError(f"out must be a writeable C-contiguous float64 array of shape "
                              f"({self._m},)")
+        elif np.may_share_memory(x, out):
+            # kernels write y while still reading x: the result would be wrong
+            raise ValueError("out must not share memory with x (y = A x cannot be computed "
+                             "in place); pass another array")
         self._run(*self._args, x, out)
         return out
 

@@ -79,7 +79,7 @@ def test_corrupt_or_foreign_cache_is_rebuilt(cache):
 def _writer(path, start):
     c = TuningCache(path)
     for i in range(start, start + 40):
-        c.put(f"k{i}", {"kernel": "csr_balanced", "i": i})
+        c.put(f"k{i}", {"kernel": "csr_balanced", "threads": 1, "i": i})
         assert c.get(f"k{i}")["i"] == i
 
 

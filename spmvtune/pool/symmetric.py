@@ -76,22 +76,21 @@ def _sym_ser(parts, lo, boff, indptr, indices, data, sign, buf, x, y):
 def symmetry_sign(csr):
     """+1.0 if A == A^T, -1.0 if A == -A^T (zero diagonal), else KernelUnusable.
 
-    Trusts a symmetry the file declared; otherwise compares A with A^T (one
-    transpose, O(nnz), paid once in ``prepare``).
+    Always verified (one transpose and a comparison, O(nnz), paid once in
+    ``prepare``): a symmetry the file declared only decides which sign is
+    tried first, because a loaded matrix may have been edited since (a
+    Dirichlet row makes a symmetric matrix general).
     """
     if csr.shape[0] != csr.shape[1]:
         raise KernelUnusable("symmetric storage needs a square matrix")
-    if csr.symmetry == "symmetric":
-        return 1.0
-    if csr.symmetry == "skew-symmetric":
-        return -1.0
     A = sp.csr_array((csr.data, csr.indices, csr.indptr), shape=csr.shape)
     At = A.T.tocsr()
-    if (A != At).nnz == 0:
-        return 1.0
-    if (A != -At).nnz == 0:
-        return -1.0
-    raise KernelUnusable("matrix is not symmetric or skew-symmetric")
+    for sign in ((-1.0, 1.0) if csr.symmetry == "skew-symmetric" else (1.0, -1.0)):
+        if (A != (At if sign > 0 else -At)).nnz == 0:
+            return sign
+    declared = (f" (its file declared {csr.symmetry}: was it changed since?)"
+                if csr.symmetry in ("symmetric", "skew-symmetric") else "")
+    raise KernelUnusable("matrix is not symmetric or skew-symmetric" + declared)
 
 
 def _prepare(csr, threads, *, wide=False):
