@@ -144,3 +144,156 @@ def test_a_huge_or_deep_model_file_is_refused(tmp_path):
     deep.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match="not"):
         load_model(deep)
+
+
+# -- the command line: one line per error, JSON with --json, no traceback --------
+
+def cli(*args, **kw):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, **kw)
+
+
+def one_line_error(r, code):
+    assert r.exit_code == code, r.output
+    assert "Traceback" not in r.output
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("Error: ")]
+    assert len(errors) == 1, r.output
+    return errors[0]
+
+
+@pytest.mark.parametrize("threads", ["0", "99", "-1", "two"])
+@pytest.mark.parametrize("command", [["analyze", BUNDLED_LAPLACE], ["bench", BUNDLED_LAPLACE],
+                                     ["emit", BUNDLED_LAPLACE], ["machine"], ["train"]])
+def test_bad_thread_counts_are_one_line_usage_errors(command, threads):
+    line = one_line_error(cli(*command, "--threads", threads), 2)
+    assert "--threads" in line and "--help" in line
+
+
+def test_errors_are_json_with_json(tmp_path):
+    bad = tmp_path / "bad.mtx"
+    bad.write_text("1 2 3\n")
+    for args, code in ((["analyze", bad, "--json"], 1), (["analyze", BUNDLED_LAPLACE, "--json",
+                                                          "--threads", "0"], 2),
+                       (["bench", "--json"], 2), (["analyze", tmp_path / "nope.mtx", "--json"], 2)):
+        r = cli(*args)
+        assert r.exit_code == code
+        doc = json.loads(r.stdout)
+        assert doc["exit_code"] == code and doc["error"]
+    assert str(bad) in json.loads(cli("analyze", bad, "--json").stdout)["error"]
+
+
+def test_loader_and_internal_errors_are_one_line(tmp_path, monkeypatch):
+    bad = tmp_path / "junk.mtx"
+    bad.write_text("%%MatrixMarket matrix coordinate real general\n2 2 1\n1 1 2,5\n")
+    assert f"{bad}:3: invalid value" in one_line_error(cli("analyze", bad), 1)
+    from spmvtune import analysis
+
+    def broken(*a, **kw):
+        raise RuntimeError("something\nunexpected")
+    monkeypatch.setattr(analysis, "analyze", broken)
+    line = one_line_error(cli("analyze", BUNDLED_LAPLACE), 1)
+    assert "RuntimeError: something\\nunexpected" in line and "SPMVTUNE_DEBUG" in line
+    import spmvtune.io
+
+    def no_memory(*a, **kw):
+        raise MemoryError()
+    monkeypatch.setattr(spmvtune.io, "load", no_memory)
+    monkeypatch.setattr(spmvtune, "load", no_memory)
+    assert one_line_error(cli("emit", BUNDLED_LAPLACE), 1) == "Error: out of memory"
+
+
+def test_train_on_a_garbage_or_foreign_store(tmp_path):
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"\x00garbage" * 1000)
+    line = one_line_error(cli("train", "--no-generated", BUNDLED_LAPLACE, "--store", garbage), 1)
+    assert str(garbage) in line and "not a spmvtune training store" in line
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as con:
+        con.execute("CREATE TABLE results (a, b)")
+    line = one_line_error(cli("train", "--no-generated", BUNDLED_LAPLACE, "--store", foreign), 1)
+    assert "columns" in line
+
+
+def test_bench_out_foreign_or_read_only(tmp_path):
+    import os
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    with sqlite3.connect(foreign / "results.sqlite") as con:
+        con.execute("CREATE TABLE invoices (id)")
+    line = one_line_error(cli("bench", BUNDLED_LAPLACE, "--out", foreign, "--no-mkl"), 1)
+    assert "not a spmvtune results store" in line and "invoices" in line
+    other = tmp_path / "other"
+    other.mkdir()
+    with sqlite3.connect(other / "results.sqlite") as con:
+        con.execute("CREATE TABLE rows (x, y)")
+    assert "columns" in one_line_error(cli("bench", BUNDLED_LAPLACE, "--out", other), 1)
+    if os.geteuid() == 0:
+        pytest.skip("root writes to read-only directories")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        assert "not writable" in one_line_error(cli("bench", BUNDLED_LAPLACE, "--out", ro), 1)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_bench_out_read_only_store_file(tmp_path, monkeypatch):
+    import os
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.sqlite").touch()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).endswith(".sqlite")
+                        else real(p, mode))
+    line = one_line_error(cli("bench", BUNDLED_LAPLACE, "--out", out), 1)
+    assert "results.sqlite is not writable" in line
+
+
+# -- emit -----------------------------------------------------------------------------
+
+INJECT = '__attribute__((constructor)) static void pwn(void){__builtin_puts("PWNED");}'
+
+
+def test_emit_escapes_the_matrix_path_in_the_c_comment(tmp_path):
+    """A path holding '*/' ... '/*' once closed the header comment and put a
+    constructor into the emitted C (it ran in the program that linked it)."""
+    import shutil
+    import subprocess
+    d = tmp_path / "x*" / INJECT / "*y\nz"
+    d.mkdir(parents=True)
+    shutil.copy(BUNDLED_LAPLACE, d / "m.mtx")
+    out = tmp_path / "k.c"
+    r = cli("emit", d / "m.mtx", "-o", out, "--kernel", "csr_balanced", "--threads", "1")
+    assert r.exit_code == 0, r.output
+    src = out.read_text()
+    comment = src[:src.index("*/") + 2]
+    assert "PWNED" in comment and comment.count("*/") == 1 and "/*" not in comment[2:]
+    assert "*\\/" in comment and "\\n" in comment
+    assert all(" " <= c <= "~" for ln in comment.splitlines() for c in ln)
+    from spmvtune.cbuild import find_compiler
+    cc = find_compiler()
+    if cc:
+        main_c = tmp_path / "main.c"
+        main_c.write_text("int main(void) { return 0; }\n")
+        exe = tmp_path / "prog"
+        subprocess.run([cc, "-std=c99", "-fopenmp", str(out), str(main_c), "-o", str(exe)],
+                       check=True, capture_output=True)
+        assert "PWNED" not in subprocess.run([str(exe)], capture_output=True, text=True).stdout
+
+
+def test_emit_output_paths(tmp_path):
+    line = one_line_error(cli("emit", BUNDLED_LAPLACE, "--header", "-o", tmp_path / "k.h"), 2)
+    assert "source and the header would both be" in line
+    assert not (tmp_path / "k.h").exists()
+    line = one_line_error(cli("emit", BUNDLED_LAPLACE, "-o", tmp_path / "missing" / "k.c"), 2)
+    assert "does not exist" in line
+    spaced = tmp_path / "my dir"
+    spaced.mkdir()
+    r = cli("emit", BUNDLED_LAPLACE, "-o", spaced / "k; rm -rf ~.c", "--kernel", "csr_balanced",
+            "--threads", "1", "--header")
+    assert r.exit_code == 0, r.output
+    assert f"-c '{spaced / 'k; rm -rf ~.c'}'" in r.output
+    assert (spaced / "k; rm -rf ~.h").exists()
+    with pytest.raises(ValueError, match="not a C identifier"):
+        from spmvtune.emit import render
+        render("csr_balanced", prefix="int")

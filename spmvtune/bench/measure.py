@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..io import MatrixLoadError
+
 #: Status of a row: measured, or why not.
 OK, FAILED, SKIPPED, TIMEOUT = "ok", "failed", "skipped", "timeout"
 #: A kernel is "correct" (for selection accuracy) within this of the fastest.
@@ -33,36 +35,51 @@ class Options:
     kernels: tuple = field(default_factory=tuple)   # with all_kernels: only these
 
 
-def measure_item(item, opts):
+def measure_item(item, opts, phase=None):
     """Load and measure one :class:`~spmvtune.bench.items.Item`; never raises
-    for a bad matrix: the row says ``status`` and ``reason``."""
+    for a bad matrix or a failing kernel: the row says ``status`` and ``reason``.
+    phase: called with what is being done ("loading the file", ...), so that
+    a process that crashes can say where (:mod:`spmvtune.bench.runner`)."""
     from .items import load_item, stored_entries
-    row = {"matrix": item.key, "name": item.name, "source": item.kind,
-           "threads": opts.threads, "host": socket.gethostname(),
-           "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    phase = phase or (lambda what: None)
+    row = base_row(item, opts)
     t0 = time.perf_counter()
-    entries = stored_entries(item)
-    if opts.max_nnz is not None and entries is not None and entries > opts.max_nnz:
-        return dict(row, status=SKIPPED, reason=f"{entries} entries > --max-nnz {opts.max_nnz}",
-                    nnz=entries, elapsed=time.perf_counter() - t0)
+
+    def failed(reason):
+        return dict(row, status=FAILED, reason=reason, elapsed=time.perf_counter() - t0)
     try:
+        phase("reading the header")
+        entries = stored_entries(item)
+        if opts.max_nnz is not None and entries is not None and entries > opts.max_nnz:
+            return dict(row, status=SKIPPED, reason=f"{entries} entries > --max-nnz {opts.max_nnz}",
+                        nnz=entries, elapsed=time.perf_counter() - t0)
+        phase("loading the file")
         A = load_item(item)
-    except (ValueError, MemoryError, OSError) as exc:
-        return dict(row, status=FAILED, reason=str(exc), elapsed=time.perf_counter() - t0)
+    except MemoryError as exc:
+        return failed(str(exc) or f"{item.ref}: out of memory while loading")
+    except Exception as exc:          # noqa: BLE001 - any bad file costs its row only
+        return failed(str(exc) if isinstance(exc, MatrixLoadError)
+                      else f"{item.ref}: {type(exc).__name__}: {exc}")
     row.update(rows=int(A.shape[0]), cols=int(A.shape[1]), nnz=int(A.nnz))
     if opts.max_nnz is not None and A.nnz > opts.max_nnz:
         return dict(row, status=SKIPPED, reason=f"{A.nnz} nonzeros > --max-nnz {opts.max_nnz}",
                     elapsed=time.perf_counter() - t0)
     try:
-        row.update(measure_matrix(A, opts))
+        row.update(measure_matrix(A, opts, phase))
     except Exception as exc:          # noqa: BLE001 - a sweep reports and goes on
-        return dict(row, status=FAILED, reason=f"{type(exc).__name__}: {exc}",
-                    elapsed=time.perf_counter() - t0)
+        return failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     row["elapsed"] = time.perf_counter() - t0
     return row
 
 
-def measure_matrix(A, opts):
+def base_row(item, opts):
+    """The fields every row has, measured or not."""
+    return {"matrix": item.key, "name": item.name, "source": item.kind,
+            "threads": opts.threads, "host": socket.gethostname(),
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def measure_matrix(A, opts, phase=None):
     """The measured fields of a row for a ``scipy.sparse`` matrix ``A``.
 
     Times in seconds per product, ``intensity`` in flop/byte (CSR bytes of
@@ -77,6 +94,7 @@ def measure_matrix(A, opts):
     from ..timing import OPENMP_SPIN_SECONDS, interleaved_medians
     from ..validate import first_mismatch
 
+    phase = phase or (lambda what: None)
     A = A.tocsr()
     x = np.random.default_rng(0).uniform(-1, 1, A.shape[1])
     y = np.empty(A.shape[0])
@@ -85,6 +103,7 @@ def measure_matrix(A, opts):
 
     def check(name, fn):
         """Add ``fn`` as a contestant if its product agrees with SciPy."""
+        phase(f"checking {name} against SciPy")
         try:
             y.fill(np.nan)
             fn()
@@ -96,6 +115,7 @@ def measure_matrix(A, opts):
         contestants[name] = fn
         return True
 
+    phase("selecting a kernel")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # foreign-model warnings: once per CLI run
         sel = select_kernel(A, threads=opts.threads, cache=opts.cache)
@@ -103,6 +123,7 @@ def measure_matrix(A, opts):
     wanted = ([BASELINE] + [n for n in (opts.kernels or kernel_names()) if n != BASELINE]
               if opts.all_kernels else [BASELINE])
     for name in wanted:
+        phase(f"preparing {name}")
         try:
             op = select_kernel(A, kernel=name, threads=opts.threads)
         except KernelUnusable:
@@ -118,6 +139,7 @@ def measure_matrix(A, opts):
         from ..peers import MKLMatrix, mkl_available
         if mkl_available()[0]:
             for label, optimize in (("mkl_csr", False), ("mkl_ie", True)):
+                phase(f"preparing {label}")
                 try:
                     m = MKLMatrix(A, opts.threads, optimize=optimize)
                 except Exception as exc:   # noqa: BLE001
@@ -125,6 +147,7 @@ def measure_matrix(A, opts):
                     continue
                 check(label, lambda m=m: m(x, y))
 
+    phase("timing " + ", ".join(contestants))
     spin = {k: OPENMP_SPIN_SECONDS for k in ("mkl_csr", "mkl_ie") if k in contestants}
     seconds = interleaved_medians(contestants, repeats=opts.repeats, settle=spin)
     if opts.all_kernels and "baseline" in seconds:

@@ -5,7 +5,9 @@ export for spreadsheets and pandas, rewritten from the store.
 """
 import csv
 import json
+import os
 import sqlite3
+import warnings
 from pathlib import Path
 
 from .measure import FAILED, TIMEOUT, gflops_of
@@ -20,10 +22,22 @@ CSV_FIELDS = ("name", "status", "reason", "rows", "cols", "nnz", "threads", "sel
 class BenchStore:
     """``results.sqlite`` in an output directory (WAL: readers never block the writer)."""
 
+    COLUMNS = ["matrix", "threads", "status", "row"]
+
     def __init__(self, out_dir):
+        """Open (or create) the store; ValueError saying why when the directory
+        cannot be written or the file is not a results store."""
         self.dir = Path(out_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / "results.sqlite"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"cannot create --out directory {self.dir}: "
+                             f"{exc.strerror or exc}") from None
+        if not os.access(self.dir, os.W_OK | os.X_OK) or (
+                self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK)):
+            raise ValueError(f"{self.path if self.path.exists() else self.dir} is not writable: "
+                             "choose another --out")
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
@@ -32,10 +46,21 @@ class BenchStore:
 
     def _open(self):
         db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE IF NOT EXISTS rows (matrix TEXT NOT NULL, threads INTEGER NOT NULL,"
-                   " status TEXT NOT NULL, row TEXT NOT NULL, PRIMARY KEY (matrix, threads))")
-        db.commit()
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            tables = {t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables - {"rows"}:
+                raise sqlite3.DatabaseError(f"it holds other tables: {', '.join(sorted(tables))}")
+            db.execute("CREATE TABLE IF NOT EXISTS rows (matrix TEXT NOT NULL, threads INTEGER "
+                       "NOT NULL, status TEXT NOT NULL, row TEXT NOT NULL, "
+                       "PRIMARY KEY (matrix, threads))")
+            cols = [r[1] for r in db.execute("PRAGMA table_info(rows)")]
+            if cols != self.COLUMNS:
+                raise sqlite3.DatabaseError(f"its 'rows' table has columns {cols}")
+            db.commit()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
         return db
 
     def done(self, threads, retry_failed=False):
@@ -57,7 +82,17 @@ class BenchStore:
         q, args = "SELECT row FROM rows", ()
         if threads is not None:
             q, args = q + " WHERE threads = ?", (threads,)
-        return [json.loads(r) for (r,) in self._db.execute(q + " ORDER BY rowid", args)]
+        out = []
+        for (r,) in self._db.execute(q + " ORDER BY rowid", args):
+            try:
+                row = json.loads(r)
+            except (ValueError, TypeError):
+                row = None
+            if isinstance(row, dict) and "matrix" in row and "name" in row:
+                out.append(row)
+            else:
+                warnings.warn(f"{self.path}: a stored row is not a result; skipped")
+        return out
 
     def export_csv(self, rows=None):
         """Write ``results.csv`` (one line per matrix, GFLOP/s per contestant); returns its path."""
