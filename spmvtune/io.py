@@ -124,6 +124,17 @@ def load(path, *, max_bytes=None):
     :class:`MatrixNotFoundError`, the latter also a FileNotFoundError).
     """
     path = Path(path)
+    try:
+        return _load(path, max_bytes)
+    except MatrixLoadError:
+        raise
+    except MemoryError:
+        raise MatrixTooLargeError(path, "ran out of memory while reading") from None
+    except Exception as exc:      # noqa: BLE001 - whatever a hostile file provokes names it
+        raise MatrixFormatError(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _load(path, max_bytes):
     name = path.name.lower()
     if name.endswith(".npz"):
         return _load_npz(path, max_bytes)
@@ -145,7 +156,7 @@ def header_entries(path):
     try:
         with _mtx_opener(path)() as f:
             return _read_header(f, str(path)).entries
-    except (MatrixLoadError, EOFError, zlib.error, OSError, MemoryError):
+    except Exception:             # noqa: BLE001 - unreadable: load() will say why
         return None
 
 
@@ -416,7 +427,12 @@ def _read_body(f, h, label, opener):
     if k < n:
         raise MatrixFormatError(label, f"file ends early: the size line (line {h.size_line}) "
                                        f"promises {n} entries, found {k}", line - 1)
-    values = _convert_values(out[:o], label) if value_kind else None
+    if not value_kind:
+        values = None
+    elif k == 0:                      # fast_matrix_market dies of SIGFPE on a 0-row array
+        values = np.zeros((0, 1) if coordinate else (h.rows, h.cols))
+    else:
+        values = _convert_values(out[:o], label)
     del out
     if not coordinate:
         return sp.csr_array(values)
@@ -613,7 +629,7 @@ def _load_npz(path, max_bytes=None):
         except MemoryError:
             raise MatrixTooLargeError(label, "ran out of memory reading the arrays") from None
         except (zipfile.BadZipFile, ValueError, EOFError, zlib.error, OSError, KeyError,
-                NotImplementedError) as exc:
+                NotImplementedError, RuntimeError) as exc:     # RuntimeError: "encrypted"
             raise MatrixFormatError(label, f"not a SciPy sparse .npz file ({exc})") from None
     fmt = arrays["format"]
     shape = arrays["shape"]

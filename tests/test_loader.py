@@ -225,6 +225,13 @@ def test_every_accepted_value_is_read_exactly(tmp_path, value, expected):
     assert A[0, 1] == expected
 
 
+@pytest.mark.parametrize("shape", ["0 3", "3 0", "0 0"])
+def test_empty_array_files(tmp_path, shape):
+    """fast_matrix_market dies of SIGFPE on an array with no rows (found by the fuzz)."""
+    A = spmvtune.load(write(tmp_path, "e.mtx", f"%%MatrixMarket matrix array real general\n{shape}\n"))
+    assert A.shape == tuple(map(int, shape.split())) and A.nnz == 0
+
+
 def test_nan_is_read(tmp_path):
     A = spmvtune.load(write(tmp_path, "n.mtx", HEAD + "1 1 nan\n2 2 -NaN\n"))
     assert np.isnan(A.data).all() and A.nnz == 2
