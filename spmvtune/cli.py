@@ -10,6 +10,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+# imported here, not when an error happens: an out-of-memory error must still be reported
+from .bench.report import one_line
+from .io import MatrixLoadError
+from .pool import KernelUnusable
+
 
 class _Main(click.Group):
     """The command group, with one error handler for every command: an error
@@ -25,6 +30,9 @@ class _Main(click.Group):
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             code = exc.exit_code
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()                    # a command group called alone: its help, as click does
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             hint = (f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else "")
             _fail(exc.format_message() + hint, exc.exit_code, as_json)
@@ -43,8 +51,6 @@ class _Main(click.Group):
 
 def _describe(exc):
     """A one-line message for an exception that escaped a command."""
-    from .io import MatrixLoadError
-    from .pool import KernelUnusable
     if isinstance(exc, (MatrixLoadError, KernelUnusable)):
         return str(exc)
     if isinstance(exc, MemoryError):
@@ -58,7 +64,6 @@ def _describe(exc):
 
 
 def _fail(message, code, as_json):
-    from .bench.report import one_line
     message = one_line(message.strip()) or "failed"
     if as_json:
         click.echo(json.dumps({"error": message, "exit_code": code}))
