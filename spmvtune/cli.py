@@ -159,8 +159,8 @@ def kernels(as_json):
 @click.option("--max-nnz", type=int, default=None, help="Skip (and record) larger matrices.")
 @click.option("--limit", type=int, default=None, help="At most this many matrices.")
 @click.option("--timeout", type=float, default=None,
-              help="Seconds per matrix; measure in a worker process that is killed past it "
-                   "(a crash also costs one matrix, not the sweep).")
+              help="Seconds per matrix: past it the worker process measuring the matrix is "
+                   "killed and replaced, and the matrix recorded as a timeout.")
 @click.option("--scheduler", metavar="ADDRESS",
               help="Measure on a Dask distributed cluster (e.g. tcp://host:8786); matrix "
                    "files must be readable at the same paths on the workers.")
@@ -182,10 +182,14 @@ def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels,
     (2 nnz / median time), effective GB/s and % of this machine's measured
     bandwidth, bottleneck classes, and a summary of geometric-mean speedups.
 
+    Each matrix is measured in a worker process: a malformed file, a crash
+    in native code or a timeout costs that matrix's row (stored with its
+    reason), never the sweep.
+
     \b
     Exit status: 0 all measured (or skipped by a filter), 1 something failed
-    (unreadable file, kernel error, timeout), 130 interrupted (rerun with the
-    same --out to resume).
+    (unreadable file, kernel error, crash, timeout), 130 interrupted (rerun
+    with the same --out to resume).
     """
     from .bench.items import SUITES, file_items, suite_items
     from .bench.measure import OK, SKIPPED, Options

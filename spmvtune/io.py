@@ -462,7 +462,6 @@ def _convert_values(text, label):
 def _scan_error(status, data, s, e, h, label, line):
     from . import mtx_scan as ms
     n_index, value_kind, layout = _FIELD_LINE[(h.format, h.field)]
-    need = n_index + (1 if value_kind else 0)
     tok = _show(data[s:e])
     line_start = data.rfind(b"\n", 0, s) + 1
     line_end = data.find(b"\n", s)
