@@ -507,10 +507,11 @@ def _expand_symmetric(rows, cols, data, h, label, opener):
     triangles (mirrored pairs with equal values) is read as it is, each entry
     once, with a warning; a file that stores some pairs twice is an error.
     """
+    from .mtx_scan import mirrored, triangle_counts
     sign = 1.0 if h.symmetry == "symmetric" else -1.0
-    lower, upper = rows > cols, rows < cols
-    n_low, n_up = int(np.count_nonzero(lower)), int(np.count_nonzero(upper))
+    n_low, n_up = triangle_counts(rows, cols)
     if n_low and n_up:
+        lower, upper = rows > cols, rows < cols
         kl = _pair_keys(rows[lower], cols[lower], h.rows)
         ku = _pair_keys(cols[upper], rows[upper], h.rows)
         common = np.intersect1d(kl, ku)
@@ -530,9 +531,7 @@ def _expand_symmetric(rows, cols, data, h, label, opener):
                        f"{h.symmetry} storage keeps one triangle and mirrors it: the sum would "
                        "be doubled (declare the matrix 'general', or keep one triangle)",
                 _entry_line(opener, h, first))
-    off = rows != cols
-    return (np.concatenate([rows, cols[off]]), np.concatenate([cols, rows[off]]),
-            np.concatenate([data, sign * data[off]]))
+    return mirrored(rows, cols, data, sign, n_low + n_up)
 
 
 def _pair_keys(i, j, n):

@@ -258,3 +258,37 @@ def count_entry_lines(buf, upto):
         line += 1
         p = end + 1
     return False, entries, line
+
+
+@njit(cache=True, nogil=True)
+def triangle_counts(rows, cols):
+    """(entries below, entries above the diagonal)."""
+    low = 0
+    up = 0
+    for k in range(rows.shape[0]):
+        if rows[k] > cols[k]:
+            low += 1
+        elif rows[k] < cols[k]:
+            up += 1
+    return low, up
+
+
+@njit(cache=True, nogil=True)
+def mirrored(rows, cols, data, sign, n_off):
+    """The entries followed by the mirror images (j, i, sign * v) of the
+    ``n_off`` off-diagonal ones: symmetric storage expanded, in one pass."""
+    k = rows.shape[0]
+    r = np.empty(k + n_off, dtype=rows.dtype)
+    c = np.empty(k + n_off, dtype=cols.dtype)
+    d = np.empty(k + n_off, dtype=data.dtype)
+    t = k
+    for i in range(k):
+        r[i] = rows[i]
+        c[i] = cols[i]
+        d[i] = data[i]
+        if rows[i] != cols[i]:
+            r[t] = cols[i]
+            c[t] = rows[i]
+            d[t] = sign * data[i]
+            t += 1
+    return r, c, d
