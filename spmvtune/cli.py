@@ -64,6 +64,9 @@ def kernels(as_json):
 @click.option("--mkl/--no-mkl", default=True, show_default=True,
               help="Include Intel MKL (plain CSR and Inspector-Executor) when installed "
                    "(pip install 'spmvtune[peers]').")
+@click.option("--graphblas/--no-graphblas", default=True, show_default=True,
+              help="Include SuiteSparse:GraphBLAS (python-graphblas mxv, the product alone) "
+                   "when installed (pip install 'spmvtune[peers]').")
 @click.option("--no-cache", is_flag=True,
               help="Select afresh instead of reading select_kernel's tuning cache.")
 @click.option("--max-nnz", type=int, default=None, help="Skip (and record) larger matrices.")
@@ -77,7 +80,8 @@ def kernels(as_json):
 @click.option("--retry-failed", is_flag=True, help="Measure again what failed or timed out.")
 @click.option("--json", "as_json", is_flag=True, help="Summary and rows as one JSON document.")
 def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels, kernel_list,
-          repeats, mkl, no_cache, max_nnz, limit, timeout, scheduler, retry_failed, as_json):
+          repeats, mkl, graphblas, no_cache, max_nnz, limit, timeout, scheduler, retry_failed,
+          as_json):
     """Sweep matrices and compare the selected kernel with SciPy and MKL.
 
     PATHS are matrix files (.mtx, .mtx.gz, .mtx.bz2, SuiteSparse .tar.gz, .npz)
@@ -131,7 +135,8 @@ def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels,
                                "--suite quick, or --ssget QUERY")
 
     opts = Options(threads=threads, repeats=repeats, all_kernels=all_kernels or bool(kernel_list),
-                   one_thread=one_thread, mkl=mkl, cache=not no_cache, max_nnz=max_nnz,
+                   one_thread=one_thread, mkl=mkl, graphblas=graphblas, cache=not no_cache,
+                   max_nnz=max_nnz,
                    kernels=tuple(kernel_list))
     from .machine import profile_path
     if not profile_path(threads).exists():
