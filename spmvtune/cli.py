@@ -28,16 +28,21 @@ def main():
 def kernels(as_json):
     """List the kernels of the pool, the bottleneck classes they target
     (MB memory bandwidth, ML memory latency, IMB imbalance, CMP computation)
-    and their tuning options."""
+    and their tuning options; --json adds every fact of the registry (thread
+    balance, value types, C template, ...)."""
     from .pool import kernel_specs
     specs = [{"name": s.name, "targets": list(s.targets), "summary": s.summary,
-              "options": s.options} for s in kernel_specs()]
+              "options": s.options, "balance": s.balance, "serial_only": s.serial_only,
+              "shares_input": s.shares_input, "dtypes": list(s.dtypes),
+              "max_vectors": s.max_vectors, "siblings": list(s.siblings),
+              "setup_products": s.setup_products, "c_template": s.c_template}
+             for s in kernel_specs()]
     if as_json:
         click.echo(json.dumps(specs, indent=2))
         return
     for s in specs:
         opts = " ".join(f"{k}={v}" for k, v in s["options"].items())
-        click.echo(f"{s['name']:20s} {','.join(s['targets']) or '-':8s} {s['summary']}"
+        click.echo(f"{s['name']:22s} {','.join(s['targets']) or '-':8s} {s['summary']}"
                    + (f" [{opts}]" if opts else ""))
 
 
