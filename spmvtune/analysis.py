@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 
 from .bottleneck import holding, scores_from_features, scores_from_profile
 from .features import structural_features
-from .select import SMALL_NNZ
 from .validate import as_canonical_csr, check_threads
 
 
@@ -71,9 +70,20 @@ def analyze(A, *, threads=None, profile=True, machine=None):
     cost = {"features_seconds": f["seconds"], "features_spmvs": f["seconds"] / t_base,
             "profile_seconds": prof.cost_seconds if prof else 0.0,
             "profile_spmvs": prof.cost_spmvs if prof else 0.0}
-    rec_threads = 1 if csr.nnz < SMALL_NNZ else threads
+    rec_threads = best_threads(kernel, f, machine, threads)
     return Analysis(csr.shape, csr.nnz, threads, f, scores, holding(scores), evidence,
                     prof.to_dict() if prof else None, kernel, rec_threads, speedup, roof, cost)
+
+
+def best_threads(kernel, f, machine, threads):
+    """The thread count (1..threads) at which the cost model predicts ``kernel`` runs fastest."""
+    from .costmodel import current_cost_model
+    from .pool import get_kernel
+    from .select import thread_candidates
+    spec = get_kernel(kernel)
+    model = current_cost_model()
+    counts = sorted({spec.threads_for(t) for t in thread_candidates(threads)})
+    return min(counts, key=lambda t: model.predict(spec, f, t, machine, threads))
 
 
 def structural_bottlenecks(A, threads=None):
@@ -102,21 +112,16 @@ def _evidence(f, prof, machine, threads):
     return out
 
 
+#: The formats the MB remedy chooses among (by the bytes their specs estimate).
+MB_FORMATS = ("csr_balanced", "csr_delta", "bcsr", "csr_vi", "bcsr_vi", "csr_sym", "csr_delta_vi")
+
+
 def _mb_choice(csr, f):
-    """(kernel, bytes) of the format with the fewest estimated bytes."""
-    from .pool.bcsr import choose_shape, estimate_bytes
-    nnz, m = max(f["nnz"], 1), f["rows"]
-    csr_bytes = 12 * nnz + 4 * m
-    options = [("csr_balanced", csr_bytes),
-               ("csr_delta", (8 + f["delta_index_bytes"]) * nnz)]
-    shape = choose_shape(csr)
-    bcsr_bytes, fill = estimate_bytes(csr, *shape)
-    options.append(("bcsr", bcsr_bytes))
-    if f["few_values"]:
-        options += [("csr_vi", 5 * nnz + 4 * m),
-                    ("bcsr_vi", bcsr_bytes - 7 * fill * nnz)]
-    if f["symmetric"] == 1.0:
-        options.append(("csr_sym", 6 * nnz + 12 * m))
+    """(kernel, bytes) of the usable format with the fewest estimated bytes
+    (``KernelSpec.storage``)."""
+    from .pool import get_kernel
+    options = [(name, get_kernel(name).storage(f)) for name in MB_FORMATS
+               if get_kernel(name).refusal(f) is None]
     return min(options, key=lambda kv: kv[1])
 
 

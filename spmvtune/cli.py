@@ -118,16 +118,21 @@ def main():
 def kernels(as_json):
     """List the kernels of the pool, the bottleneck classes they target
     (MB memory bandwidth, ML memory latency, IMB imbalance, CMP computation)
-    and their tuning options."""
+    and their tuning options; --json adds every fact of the registry (thread
+    balance, value types, C template, ...)."""
     from .pool import kernel_specs
     specs = [{"name": s.name, "targets": list(s.targets), "summary": s.summary,
-              "options": s.options} for s in kernel_specs()]
+              "options": s.options, "balance": s.balance, "serial_only": s.serial_only,
+              "shares_input": s.shares_input, "dtypes": list(s.dtypes),
+              "max_vectors": s.max_vectors, "siblings": list(s.siblings),
+              "setup_products": s.setup_products, "c_template": s.c_template}
+             for s in kernel_specs()]
     if as_json:
         click.echo(json.dumps(specs, indent=2))
         return
     for s in specs:
         opts = " ".join(f"{k}={v}" for k, v in s["options"].items())
-        click.echo(f"{s['name']:20s} {','.join(s['targets']) or '-':8s} {s['summary']}"
+        click.echo(f"{s['name']:22s} {','.join(s['targets']) or '-':8s} {s['summary']}"
                    + (f" [{opts}]" if opts else ""))
 
 
@@ -154,6 +159,9 @@ def kernels(as_json):
 @click.option("--mkl/--no-mkl", default=True, show_default=True,
               help="Include Intel MKL (plain CSR and Inspector-Executor) when installed "
                    "(pip install 'spmvtune[peers]').")
+@click.option("--graphblas/--no-graphblas", default=True, show_default=True,
+              help="Include SuiteSparse:GraphBLAS (python-graphblas mxv, the product alone) "
+                   "when installed (pip install 'spmvtune[peers]').")
 @click.option("--no-cache", is_flag=True,
               help="Select afresh instead of reading select_kernel's tuning cache.")
 @click.option("--max-nnz", type=int, default=None, help="Skip (and record) larger matrices.")
@@ -170,7 +178,8 @@ def kernels(as_json):
                    "a crash in native code ends the sweep (no --timeout).")
 @click.option("--json", "as_json", is_flag=True, help="Summary and rows as one JSON document.")
 def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels, kernel_list,
-          repeats, mkl, no_cache, max_nnz, limit, timeout, scheduler, retry_failed, in_process,
+          repeats, mkl, graphblas, no_cache, max_nnz, limit, timeout, scheduler, retry_failed,
+          in_process,
           as_json):
     """Sweep matrices and compare the selected kernel with SciPy and MKL.
 
@@ -232,7 +241,8 @@ def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels,
                                "--suite quick, or --ssget QUERY")
 
     opts = Options(threads=threads, repeats=repeats, all_kernels=all_kernels or bool(kernel_list),
-                   one_thread=one_thread, mkl=mkl, cache=not no_cache, max_nnz=max_nnz,
+                   one_thread=one_thread, mkl=mkl, graphblas=graphblas, cache=not no_cache,
+                   max_nnz=max_nnz,
                    kernels=tuple(kernel_list))
     from .machine import profile_path
     if not profile_path(threads).exists():
@@ -392,15 +402,14 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, list_only):
     matrix fingerprint, its bottleneck classes, the speed measured here and a
     usage example.  Build it with  cc -O3 -march=native -fopenmp -c FILE.c
     """
-    from .emit import DIFFERENCES, NOT_IN_C, TEMPLATES
-    from .pool import kernel_names
+    from .pool import get_kernel, kernel_names, kernel_specs
     if list_only:
-        for name in kernel_names():
-            if name in TEMPLATES:
-                note = f"  ({DIFFERENCES[name]})" if name in DIFFERENCES else ""
-                click.echo(f"{name:22s} kernels/{TEMPLATES[name][0]}{note}")
+        for spec in kernel_specs():
+            if spec.c_template:
+                note = f"  ({spec.c_note})" if spec.c_note else ""
+                click.echo(f"{spec.name:22s} kernels/{spec.c_template}{note}")
             else:
-                click.echo(f"{name:22s} no C template: {NOT_IN_C.get(name, 'not written yet')}")
+                click.echo(f"{spec.name:22s} no C template")
         return
     if file is None:
         raise click.UsageError("give a matrix FILE (or --list)")
@@ -427,8 +436,8 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, list_only):
         op = select_kernel(A, kernel=kernel, threads=threads)
     except KernelUnusable as exc:
         raise click.ClickException(str(exc))
-    if op.kernel not in TEMPLATES:
-        raise click.ClickException(f"{op.kernel} has no C template: {NOT_IN_C.get(op.kernel)}")
+    if not get_kernel(op.kernel).c_template:
+        raise click.ClickException(f"{op.kernel} has no C template")
     from .analysis import structural_bottlenecks
     bottlenecks = list(op.bottlenecks) or structural_bottlenecks(A, threads)
     x = np.ones(A.shape[1])
@@ -557,53 +566,93 @@ def cache_clear():
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Model file to write (default: the user model select_kernel's "
-                   "features mode reads).")
+@click.option("--files-from", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A text file listing matrix files, one per line (added to PATHS).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Directory for the fitted models costmodel.json and model.json "
+                   "(default: the user cache directory, where select_kernel reads them).")
 @click.option("--store", type=click.Path(dir_okay=False), default=None,
               help="Results store (SQLite; default: training.sqlite in the cache directory). "
                    "A rerun with the same store skips the matrices already measured.")
-@click.option("--threads", type=THREADS, default=None, help="Threads per SpMV (default: all cores).")
+@click.option("--threads", type=THREADS, default=None,
+              help="Most threads per SpMV (default: all cores); every kernel is timed at 1 "
+                   "and at this many.")
 @click.option("--generated/--no-generated", default=True, show_default=True,
               help="Include the generated families swept over their parameters.")
-@click.option("--kind", type=click.Choice(["forest", "tree"]), default="forest", show_default=True)
+@click.option("--kind", type=click.Choice(["forest", "tree"]), default="forest", show_default=True,
+              help="The classifier fitted beside the cost model (select_kernel's mode='features').")
 @click.option("--max-nnz", type=int, default=None, help="Skip larger matrices.")
-def train(paths, out, store, threads, generated, kind, max_nnz):
-    """Time every kernel on many matrices and fit the selector for this machine.
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Measure on a Dask distributed cluster (e.g. tcp://host:8786), one matrix "
+                   "at a time per worker; matrix files must be readable at the same paths there.")
+@click.option("--repeats", type=click.IntRange(1), default=7, show_default=True,
+              help="Timed rounds per pair (median kept).")
+@click.option("--batch-seconds", type=click.FloatRange(min=0, min_open=True), default=0.02,
+              show_default=True,
+              help="Each timed sample is a batch of products lasting at least this long.")
+@click.option("--fit-only", is_flag=True, help="Measure nothing: fit the models on the store.")
+def train(paths, files_from, out, store, threads, generated, kind, max_nnz, scheduler, repeats,
+          batch_seconds, fit_only):
+    """Time every (kernel, threads) pair on many matrices and fit this machine's selector.
 
     PATHS are matrix files or directories (as `bench` takes); the generated
-    families add 760 matrices covering every bottleneck class (about 75
-    minutes on 2 cores).  Each matrix is measured once and stored;
-    interrupting loses at most the matrix in progress.  The fitted model is written as JSON (no pickle) and used by
-    select_kernel(mode="features") from then on.
+    families add several hundred matrices covering every bottleneck class (an
+    hour or two on 2 cores).  Each matrix is measured once and stored as soon
+    as it is measured: interrupting loses at most the matrix in progress, and a
+    rerun with the same --store goes on where it stopped.  Then the cost model
+    (what select_kernel's default mode uses) and a random forest are fitted on
+    everything in the store and written as JSON (no pickle).
     """
     from . import load
-    from .machine import cache_dir
-    from .model import fit_model, user_model_path
-    from .pool import kernel_names
+    from .costmodel import fit as fit_cost_model
+    from .machine import cache_dir, machine_profile
+    from .model import fit_model
+    from .pool import kernel_names, kernel_specs
     from .train import ResultsStore, generated_matrices, sweep
     from .validate import check_threads
     threads = check_threads(threads)
     db = ResultsStore(store or cache_dir() / "training.sqlite")     # ValueError: one line
     from .bench.items import file_items
+    listed = list(paths)
+    if files_from:
+        listed += [line.strip() for line in Path(files_from).read_text().splitlines()
+                   if line.strip() and not line.startswith("#")]
     items = [(i.key, "file:" + Path(i.ref).parent.name, lambda i=i: load(i.ref))
-             for i in file_items(paths)]
+             for i in file_items(listed)]
     if generated:
         items += list(generated_matrices())
-    if not items:
+    if not items and not fit_only:
         raise click.UsageError("nothing to train on: give PATHS or keep --generated")
 
     def progress(i, n, name, rec, seconds):
+        if "error" in rec:
+            click.echo(f"[{i}/{n}] {name}: FAILED: {rec['error']}", err=True)
+            return
         best = min(rec["times"], key=rec["times"].get)
+        base = min(v for k, v in rec["times"].items() if k.startswith("csr_balanced@"))
         click.echo(f"[{i}/{n}] {name}: nnz {rec['nnz']}, best {best} "
-                   f"({rec['times']['csr_balanced'] / rec['times'][best]:.2f}x baseline), "
-                   f"{seconds:.1f}s", err=True)
-    measured, skipped, failed = sweep(items, db, threads, progress, max_nnz)
-    click.echo(f"measured {measured}, already in the store {skipped}, failed {failed}", err=True)
-    records = db.records()
-    model = fit_model(records, kernel_names(), kind=kind)
-    path = Path(out) if out else user_model_path()
-    model.save(path)
-    click.echo(f"model ({kind}, {model.doc['trained_on']} matrices, classes "
-               f"{', '.join(model.classes)}) written to {path}")
-
+                   f"({base / rec['times'][best]:.2f}x csr_balanced), {seconds:.1f}s", err=True)
+    if not fit_only:
+        try:
+            measured, skipped, failed = sweep(items, db, threads, progress, max_nnz, scheduler,
+                                              {"repeats": repeats, "batch_seconds": batch_seconds})
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc))
+        click.echo(f"measured {measured}, already in the store {skipped}, failed {failed}",
+                   err=True)
+    records = [r for r in db.records() if "times" in r[2]]
+    if not records:
+        raise click.ClickException(f"no measured matrix in {db.path}: nothing to fit")
+    out_dir = Path(out) if out else cache_dir()
+    cost = fit_cost_model([r for _, _, r in records], machine_profile(), kernel_specs(), threads)
+    cost.save(out_dir / "costmodel.json")
+    click.echo(f"cost model ({len(cost.coef)} kernel x thread pairs, {len(records)} matrices) "
+               f"written to {out_dir / 'costmodel.json'}")
+    try:
+        forest = fit_model(records, kernel_names(), kind=kind)
+    except ValueError as exc:
+        click.echo(f"({kind} not fitted: {exc})", err=True)
+        return
+    forest.save(out_dir / "model.json")
+    click.echo(f"{kind} ({forest.doc['trained_on']} matrices, {len(forest.classes)} classes) "
+               f"written to {out_dir / 'model.json'}")

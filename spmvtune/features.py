@@ -44,10 +44,23 @@ FORMULAS = {
     "diagonals": "number of distinct c - i over the (sampled rows') nonzeros: occupied diagonals",
     "diagonals_per_row": "diagonals / m",
     "diag_dominant_share": "#{i : |a_ii| >= sum_{j != i} |a_ij|} / m",
-    "distinct_value_share": "distinct values / values, on an evenly spaced sample of ~50k",
+    "distinct_value_share": "distinct values / values, on an evenly spaced sample of up to "
+                            "8192 values",
+    "distinct_values": "distinct values of that sample d; when d > half the sample s, the "
+                       "estimate nnz d / s (nearly all values differ)",
     "few_values": "1 if the sample has <= 256 distinct values (value-index codes fit 8 bits)",
-    "symmetric": "1 if the file declared symmetric/skew, else the share of sampled "
-                 "entries (i, j) whose mirror (j, i) holds the same value",
+    "has_nan": "1 if the sample holds a NaN",
+    "value_bytes": "bytes per stored value (8: float64)",
+    "symmetric": "1 if the file declared symmetric/skew, else the larger of the shares of "
+                 "sampled entries (i, j) whose mirror (j, i) holds the same value (symmetric) "
+                 "or its negation (skew-symmetric)",
+    "imbalance_rows": "threads x the largest share of nnz + m of the equal row blocks "
+                      "(1 = balanced; row-partitioned kernels at `threads`)",
+    "imbalance_nnz": "the same for the nnz-balanced row blocks (a long row cannot be split)",
+    "bcsr_bytes": "estimated bytes of BCSR storage with the best block shape (sampled "
+                  "stretches of rows; fill <= 1.5)",
+    "bcsr_fill": "stored values (with explicit zeros) / nnz of that shape",
+    "bcsr_r": "rows of that block shape", "bcsr_c": "columns of that block shape",
     "delta_index_bytes": "index bytes per nonzero of csr_delta: per row 1/2/4 B gaps by its "
                          "largest gap + 9 B of row data, over nnz",
     "delta_saving": "1 - (8 + delta_index_bytes) / (12 + 4 m / nnz): share of CSR bytes saved",
@@ -55,8 +68,7 @@ FORMULAS = {
 }
 
 
-@njit(cache=True, parallel=True)
-def _row_summary(indptr, indices, n_rows, n_cols, n_chunks):
+def _row_summary_impl(indptr, indices, n_rows, n_cols, n_chunks):
     """O(1) per row over every row, as per-chunk partials ``(n_chunks, 8)``:
     sum r, sum r^2, sum r^3, min r, max r, empty rows, max |c - i n/m| over the
     row's first and last column (bandwidth), sum max(0, i n/m - c_i1) (profile)."""
@@ -95,8 +107,7 @@ def _row_summary(indptr, indices, n_rows, n_cols, n_chunks):
     return out
 
 
-@njit(cache=True, parallel=True)
-def _row_pass(indptr, indices, data, n_rows, rows, runs, span, new_lines, dom, width,
+def _row_pass_impl(indptr, indices, data, n_rows, rows, runs, span, new_lines, dom, width,
               diag_seen):
     """Per-row statistics of the rows ``rows`` (all, or a sorted random sample),
     one parallel pass over their nonzeros.  Outputs have one entry per row of
@@ -146,6 +157,55 @@ def _row_pass(indptr, indices, data, n_rows, rows, runs, span, new_lines, dom, w
         new_lines[t] = fresh
 
 
+_row_summary_par = njit(cache=True, parallel=True)(_row_summary_impl)
+_row_summary_ser = njit(cache=True)(_row_summary_impl)
+_row_pass_par = njit(cache=True, parallel=True)(_row_pass_impl)
+_row_pass_ser = njit(cache=True)(_row_pass_impl)
+#: Below this many nonzeros the passes run serially: a parallel launch costs
+#: more than it saves.
+PARALLEL_NNZ = 200_000
+#: Values sampled for the distinct-value features.
+VALUE_SAMPLE = 8192
+#: Entries sampled (in stretches of rows) to estimate block fill.
+BLOCK_SAMPLE = 32_768
+#: Above this share of runs per nonzero, block shapes are not estimated.
+BLOCKLESS_CLUSTERING = 0.9
+
+
+@njit(cache=True)
+def _mirror_shares(indptr, indices, data, ks):
+    """(symmetric share, skew share) of the entries ks: (i, j) whose (j, i)
+    holds the same value, or its negation."""
+    n_rows = indptr.shape[0] - 1
+    sym = 0
+    skew = 0
+    for k in ks:
+        lo = 0
+        hi = n_rows
+        while hi - lo > 1:                       # the row of entry k
+            mid = (lo + hi) // 2
+            if indptr[mid] <= k:
+                lo = mid
+            else:
+                hi = mid
+        i = lo
+        j = indices[k]
+        a = indptr[j]
+        b = indptr[j + 1]
+        while b - a > 0:                         # entry (j, i) by bisection
+            mid = (a + b) // 2
+            if indices[mid] < i:
+                a = mid + 1
+            else:
+                b = mid
+        if a < indptr[j + 1] and indices[a] == i:
+            if data[a] == data[k]:
+                sym += 1
+            if data[a] == -data[k]:
+                skew += 1
+    return sym / max(len(ks), 1), skew / max(len(ks), 1)
+
+
 def structural_features(A, caches=None, threads=2):
     """dict of the named features in ``FORMULAS`` (floats), plus ``seconds``.
 
@@ -159,7 +219,9 @@ def structural_features(A, caches=None, threads=2):
     m, n = csr.shape
     nnz = csr.nnz
     indptr, indices = csr.indptr, csr.indices          # int32 or int64, no copies
-    part = _row_summary(indptr, indices, m, n, 64 if m >= 64 else 1)
+    par = nnz >= PARALLEL_NNZ
+    part = (_row_summary_par if par else _row_summary_ser)(indptr, indices, m, n,
+                                                           64 if par and m >= 64 else 1)
     stride = max(1, -(-nnz // EXACT_NNZ))
     if stride == 1:
         rows = np.arange(m)
@@ -174,7 +236,8 @@ def structural_features(A, caches=None, threads=2):
     dom = np.zeros(n_s, np.bool_)
     width = np.zeros(n_s, np.int8)
     diag_seen = np.zeros(m + n + 1, np.bool_)
-    _row_pass(indptr, indices, csr.data, m, rows, runs, span, new_lines, dom, width, diag_seen)
+    (_row_pass_par if par else _row_pass_ser)(indptr, indices, csr.data, m, rows, runs, span,
+                                              new_lines, dom, width, diag_seen)
     r_s = (indptr[rows + 1] - indptr[rows]).astype(np.int64)   # lengths of the sampled rows
     nnz_s = max(int(r_s.sum()), 1)
 
@@ -211,11 +274,10 @@ def structural_features(A, caches=None, threads=2):
     f["diagonals"] = float(diag_seen.sum())
     f["diagonals_per_row"] = f["diagonals"] / m if m else 0.0
     f["diag_dominant_share"] = float(np.mean(dom[nz_s])) if nz_s.any() else 0.0
-    sample = csr.data[:: max(1, nnz // 50_000)]
-    distinct = len(np.unique(sample))
-    f["distinct_value_share"] = distinct / len(sample) if len(sample) else 0.0
-    f["few_values"] = float(distinct <= 256)
+    f.update(_value_features(csr.data))
     f["symmetric"] = _symmetry(csr, indptr, indices)
+    f.update(_imbalance(indptr, threads))
+    f.update(_blocks(csr, f["value_bytes"], f["clustering"]))
     gap_bytes = float(np.sum(width.astype(np.int64) * np.maximum(r_s - 1, 0)))
     f["delta_index_bytes"] = (gap_bytes + 9.0 * n_s) / nnz_s if nnz else 0.0
     f["sampled_row_stride"] = float(stride)
@@ -224,18 +286,125 @@ def structural_features(A, caches=None, threads=2):
     return f
 
 
-def _symmetry(csr, indptr, indices, samples=500):
+#: Cost model of :func:`structural_features` (seconds): a fixed part (dispatch,
+#: sorting the value sample) plus a part per nonzero (the passes), measured here.
+FEATURES_FIXED_SECONDS = 3e-4
+FEATURES_NNZ_SECONDS = 7e-9
+
+
+def feature_seconds(csr):
+    """Estimated seconds of :func:`structural_features` on ``csr``."""
+    return FEATURES_FIXED_SECONDS + FEATURES_NNZ_SECONDS * min(csr.nnz, 2 * EXACT_NNZ)
+
+
+def cheap_features(A, caches=None, threads=2):
+    """The features a selection can afford on a tiny product: those of the
+    shape and the row pointer (O(m), no pass over the nonzeros), with neutral
+    values for the rest (x swept in order, no symmetry, value or block
+    structure assumed), so that only plain CSR kernels can gain from them."""
+    from .machine import cache_sizes
+    csr = as_canonical_csr(A)
+    caches = caches or cache_sizes()
+    m, n = csr.shape
+    nnz = csr.nnz
+    lengths = np.diff(np.asarray(csr.indptr))
+    mean = nnz / m if m else 0.0
+    std = float(lengths.std()) if m else 0.0
+    rmax = float(lengths.max()) if m else 0.0
+    f = {"rows": float(m), "cols": float(n), "nnz": float(nnz),
+         "density": nnz / (m * n) if m * n else 0.0,
+         "csr_bytes": 12.0 * nnz + 4.0 * (m + 1)}
+    f["working_set_bytes"] = f["csr_bytes"] + 8.0 * (m + n)
+    f["ws_over_l2"] = f["working_set_bytes"] / (caches["L2"] * max(threads, 1))
+    f["ws_over_l3"] = f["working_set_bytes"] / caches["L3"]
+    f["x_over_l3"] = 8.0 * n / caches["L3"]
+    f.update(row_mean=float(mean), row_std=std, row_max=rmax,
+             row_min=float(lengths.min()) if m else 0.0,
+             row_cv=std / mean if mean else 0.0,
+             empty_row_share=float(np.mean(lengths == 0)) if m else 0.0,
+             max_row_share=rmax / nnz if nnz else 0.0,
+             x_lines_per_nnz=0.125, symmetric=0.0, distinct_values=float(nnz) + 65537.0,
+             distinct_value_share=1.0, few_values=0.0, has_nan=0.0,
+             value_bytes=float(csr.data.dtype.itemsize),
+             delta_index_bytes=4.0 + 9.0 * m / max(nnz, 1),
+             bcsr_bytes=12.0 * nnz + 4.0 * (m + 1), bcsr_fill=1.0, bcsr_r=1.0, bcsr_c=1.0)
+    f.update(_imbalance(csr.indptr, threads))
+    return f
+
+
+def _symmetry(csr, indptr, indices, samples=512):
     if csr.symmetry in ("symmetric", "skew-symmetric"):
         return 1.0
     m, n = csr.shape
     if m != n or csr.nnz == 0:
         return 0.0
     ks = np.linspace(0, csr.nnz - 1, min(samples, csr.nnz)).astype(np.int64)
-    rows = np.searchsorted(indptr, ks, side="right") - 1
-    hits = 0
-    for k, i in zip(ks, rows):
-        j = indices[k]
-        lo, hi = indptr[j], indptr[j + 1]
-        pos = lo + np.searchsorted(indices[lo:hi], i)
-        hits += pos < hi and indices[pos] == i and csr.data[pos] == csr.data[k]
-    return hits / len(ks)
+    return float(max(_mirror_shares(indptr, indices, csr.data, ks)))
+
+
+def _value_features(data):
+    """distinct_value_share, distinct_values, few_values, has_nan, value_bytes."""
+    nnz = len(data)
+    sample = np.sort(data[:: max(1, -(-nnz // VALUE_SAMPLE))])
+    s = len(sample)
+    distinct = int(np.count_nonzero(sample[1:] != sample[:-1]) + 1) if s else 0
+    has_nan = bool(s) and bool(np.isnan(sample[-1]))
+    estimate = distinct if distinct <= s / 2 else nnz * distinct / s
+    return {"distinct_value_share": distinct / s if s else 0.0,
+            "distinct_values": float(estimate), "few_values": float(distinct <= 256),
+            "has_nan": float(has_nan), "value_bytes": float(data.dtype.itemsize)}
+
+
+@njit(cache=True)
+def _imbalance_pair(indptr, threads, row_cost):
+    """threads x the heaviest share of nnz + row_cost rows, for equal row blocks
+    and for blocks of equal cost (the bounds of ``partition.balanced_rows``)."""
+    m = indptr.shape[0] - 1
+    total = indptr[m] + row_cost * m
+    if total <= 0:
+        return 1.0, 1.0
+    worst_even = 0.0
+    worst_bal = 0.0
+    lo_e = 0
+    lo_b = 0
+    for p in range(1, threads + 1):
+        hi_e = int(round(p * m / threads))
+        w = indptr[hi_e] - indptr[lo_e] + row_cost * (hi_e - lo_e)
+        worst_even = max(worst_even, w)
+        lo_e = hi_e
+        target = p * total / threads             # first row whose cost reaches the target
+        a = lo_b
+        b = m
+        while a < b:
+            mid = (a + b) // 2
+            if indptr[mid] + row_cost * mid < target:
+                a = mid + 1
+            else:
+                b = mid
+        hi_b = m if p == threads else a
+        w = indptr[hi_b] - indptr[lo_b] + row_cost * (hi_b - lo_b)
+        worst_bal = max(worst_bal, w)
+        lo_b = hi_b
+    return threads * worst_even / total, threads * worst_bal / total
+
+
+def _imbalance(indptr, threads):
+    """imbalance_rows and imbalance_nnz (see ``FORMULAS``)."""
+    from .pool.partition import ROW_COST
+    rows, nnz = _imbalance_pair(np.asarray(indptr, dtype=np.int64), int(threads), float(ROW_COST))
+    return {"imbalance_rows": float(rows), "imbalance_nnz": float(nnz)}
+
+
+def _blocks(csr, value_size, clustering):
+    """bcsr_bytes, bcsr_fill, bcsr_r, bcsr_c of the best block shape; skipped
+    (1 x 1) when almost no two nonzeros of a row are adjacent, where no block
+    shape can keep its fill low."""
+    from .pool.bcsr import best_shape, block_estimates
+    if clustering > BLOCKLESS_CLUSTERING:
+        r, c, nbytes, fill = 1, 1, np.inf, 1.0
+    else:
+        (r, c), nbytes, fill = best_shape(block_estimates(csr, value_size, BLOCK_SAMPLE))
+    if not np.isfinite(nbytes):
+        nbytes, fill = 12.0 * csr.nnz + 4.0 * (csr.shape[0] + 1), 1.0
+    return {"bcsr_bytes": float(nbytes), "bcsr_fill": float(fill),
+            "bcsr_r": float(r), "bcsr_c": float(c)}

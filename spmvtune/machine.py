@@ -6,6 +6,7 @@ sizes (from the OS), read-only and triad memory bandwidth at 1..N threads, the
 in-cache CSR rate, and the launch overhead of a threaded kernel.  Everything
 else (features, profiler, bottleneck scores, benchmarks) reads it.
 """
+import functools
 import json
 import os
 import platform
@@ -18,7 +19,9 @@ from numba import njit, prange
 
 from .pool.partition import even_rows
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
+#: Latencies assumed where a profile does not say (ns): an L3 hit, a DRAM access.
+DEFAULT_LATENCY_NS = {"L3": 12.0, "memory": 90.0}
 
 
 @dataclass
@@ -32,6 +35,7 @@ class MachineProfile:
     triad_bandwidth: dict             # {threads: GB/s}, a = b + s c (2 reads + 1 write)
     incache_csr_gflops: dict          # {threads: GFLOP/s} of csr_balanced on an L2-sized matrix
     launch_overhead_us: float         # extra cost of a threaded call over a serial one
+    latency_ns: dict = field(default_factory=lambda: dict(DEFAULT_LATENCY_NS))
     measured_at: str = ""
     version: int = PROFILE_VERSION
     extra: dict = field(default_factory=dict)
@@ -54,6 +58,13 @@ class MachineProfile:
         return asdict(self)
 
 
+def machine_fingerprint():
+    """A short hex key of this machine kind: CPU model, core count, cache sizes."""
+    import hashlib
+    text = json.dumps([cpu_model(), os.cpu_count(), cache_sizes()], sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
 def csr_bytes(rows, cols, nnz):
     """Bytes one CSR product moves at least: 12 per nonzero (value + int32
     index), 4 per row pointer, y written and x read once (8 each)."""
@@ -66,6 +77,7 @@ def _closest(table, threads):
     return float(table[k] if k in table else table[str(k)])
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -77,6 +89,7 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+@functools.lru_cache(maxsize=1)
 def cache_sizes():
     """Data/unified cache sizes of CPU 0 from sysfs: {"L1d", "L2", "L3"} in bytes.
 
@@ -155,26 +168,51 @@ def triad_bandwidth(threads, nbytes=256 << 20, repeats=5):
 
 def incache_csr_gflops(threads, l2_bytes, repeats=50):
     """GFLOP/s of the baseline kernel on a random banded matrix sized to half the L2."""
-    from . import generate, select_kernel
+    from . import generate
+    from .operator import build_operator
+    from .validate import as_canonical_csr
     nnz = max(l2_bytes // 2 // 12, 1000)
     A = generate.banded(nnz // 9, half_bandwidth=4)
-    op = select_kernel(A, kernel="csr_balanced", threads=threads)
+    op = build_operator(as_canonical_csr(A), "csr_balanced", threads)
     x = np.ones(A.shape[1])
     y = np.empty(A.shape[0])
     t = _median_time(lambda: op.matvec(x, out=y), repeats)
     return 2 * A.nnz / t / 1e9
 
 
+@njit(cache=True)
+def _chase(nxt, steps):
+    i = 0
+    for _ in range(steps):
+        i = nxt[i]
+    return i
+
+
+def load_latency_ns(nbytes, steps=2_000_000, seed=0):
+    """Nanoseconds per dependent load when chasing pointers through ``nbytes``
+    (one pointer per 64-byte line, a random cycle: no prefetcher helps)."""
+    n = max(nbytes // 64, 2)
+    order = np.random.default_rng(seed).permutation(n)
+    nxt = np.empty(n * 8, dtype=np.int64)           # 8 int64 = one cache line per node
+    nxt[order * 8] = np.roll(order, -1) * 8
+    _chase(nxt, 1000)
+    _chase(nxt, min(steps, 4 * n))                  # warm the caches and the TLB
+    t0 = time.perf_counter()
+    _chase(nxt, steps)
+    return (time.perf_counter() - t0) / steps * 1e9
+
+
 def launch_overhead_us(threads, repeats=2000):
     """Microseconds a threaded call of a tiny matrix costs beyond a serial one."""
     import scipy.sparse as sp
 
-    from . import select_kernel
-    A = sp.csr_array(sp.eye_array(16))
+    from .operator import build_operator
+    from .validate import as_canonical_csr
+    A = as_canonical_csr(sp.csr_array(sp.eye_array(16)))
     x = np.ones(16)
     y = np.empty(16)
-    ser = select_kernel(A, kernel="csr_balanced", threads=1)
-    par = select_kernel(A, kernel="csr_balanced", threads=max(threads, 2))
+    ser = build_operator(A, "csr_balanced", 1)
+    par = build_operator(A, "csr_balanced", max(threads, 2))
 
     def per_call(op):
         op.matvec(x, out=y)
@@ -197,6 +235,8 @@ def measure(threads=None):
         triad_bandwidth={t: triad_bandwidth(t) for t in counts},
         incache_csr_gflops={t: incache_csr_gflops(t, caches["L2"]) for t in counts},
         launch_overhead_us=launch_overhead_us(max_threads),
+        latency_ns={"L3": load_latency_ns(caches["L3"] // 4),
+                    "memory": load_latency_ns(256 << 20)},
         measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
 

@@ -45,11 +45,18 @@ def feature_vector(features, threads, profile=None, names=FEATURES):
 
 
 def label_of(times, order):
-    """The simplest kernel (registry order) within TOLERANCE of the fastest."""
+    """The simplest (kernel, threads) pair within TOLERANCE of the fastest:
+    ``order`` lists kernels simplest first (registry order), and fewer threads
+    come first.  Keys of ``times`` are "kernel@threads" (or bare kernel names)."""
     best = min(times.values())
-    for name in order:
-        if name in times and times[name] <= best * (1 + TOLERANCE):
-            return name
+    rank = {name: i for i, name in enumerate(order)}
+
+    def simplicity(key):
+        kernel, _, t = key.partition("@")
+        return (rank.get(kernel, len(rank)), int(t) if t.isdigit() else 0)
+    for key in sorted(times, key=simplicity):
+        if times[key] <= best * (1 + TOLERANCE):
+            return key
     return min(times, key=times.get)
 
 
@@ -58,7 +65,7 @@ def dataset(records, order, use_profile=False):
     X, y, groups, kept = [], [], [], []
     names = FEATURES + (PROFILE_FEATURES if use_profile else [])
     for matrix, family, rec in records:
-        if "times" not in rec or "csr_balanced" not in rec["times"] or not rec["nnz"]:
+        if not rec.get("times") or not rec.get("nnz"):
             continue
         if use_profile and not rec.get("profile"):
             continue
@@ -147,14 +154,15 @@ def fit_model(records, order, kind="forest", use_profile=False):
     import sklearn
 
     from . import __version__
-    from .tuning_cache import machine_fingerprint
+    from .machine import machine_fingerprint
     X, y, groups, kept = dataset(records, order, use_profile)
     if len(set(y)) < 2:
         raise ValueError(f"need at least two distinct best kernels to train, got {sorted(set(y))}")
     est = make_estimator(kind).fit(X, y)
     speed = {}
     for (_, _, rec), label in zip(kept, y):
-        speed.setdefault(label, []).append(rec["times"]["csr_balanced"] / rec["times"][label])
+        base = min(v for k, v in rec["times"].items() if k.partition("@")[0] == "csr_balanced")
+        speed.setdefault(label, []).append(base / rec["times"][label])
     names = FEATURES + (PROFILE_FEATURES if use_profile else [])
     meta = {"kind": kind, "machine": machine_fingerprint(), "trained_on": len(y),
             "families": sorted(set(groups)), "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -228,7 +236,7 @@ def check_model_doc(doc):
 def load_model(path):
     """Read a model file; warns when it was trained on another machine.
     Raises ValueError for a file that is not a well-formed model."""
-    from .tuning_cache import machine_fingerprint
+    from .machine import machine_fingerprint
     path = Path(path)
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise ValueError(f"{path}: larger than {MAX_MODEL_BYTES >> 20} MiB, not a model")

@@ -1,4 +1,7 @@
-"""The operator :func:`spmvtune.select_kernel` returns: ``y = op(x)``."""
+"""The operator :func:`spmvtune.select_kernel` returns: ``y = op(x)``, and
+:func:`build_operator`, which prepares one kernel of the pool into it."""
+import time
+
 import numpy as np
 
 _F64 = np.dtype(np.float64)
@@ -10,7 +13,8 @@ class SpMVOperator:
     Attributes: ``kernel`` (name), ``shape`` (n_rows, n_cols), ``threads``,
     ``setup_seconds`` (conversion time of ``prepare``), ``nbytes`` (bytes of
     the kernel's matrix storage), ``info`` (kernel facts, e.g. bytes/nonzero);
-    set by :func:`spmvtune.select_kernel`: ``selection_seconds``,
+    set by :func:`spmvtune.select_kernel`: ``decision`` (the
+    :class:`~spmvtune.decision.Decision`), ``selection_seconds``,
     ``bottlenecks``, ``predicted_speedup`` (over csr_balanced; None when
     forced), ``break_even_calls`` (calls that repay selection + setup),
     ``selection_source`` (how the kernel was chosen: mode, cache, forced).
@@ -33,6 +37,7 @@ class SpMVOperator:
         self._args = prepared.args
         self._m, self._n = shape
         self.selection_seconds = 0.0
+        self.decision = None
         self.bottlenecks = ()
         self.predicted_speedup = None
         self.break_even_calls = None
@@ -99,3 +104,25 @@ def single_threaded_blas():
     """
     from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def build_operator(csr, kernel, threads, options=None, wide_indices=False):
+    """Prepare ``kernel`` for ``csr`` (a canonical :class:`~spmvtune.pool.CSR`)
+    at ``threads`` (a serial-only kernel gets one) and return the operator,
+    without selection metadata.  Raises ValueError for unknown kernels or
+    options, :class:`~spmvtune.pool.KernelUnusable` when the kernel cannot
+    represent the matrix."""
+    from .pool import KernelUnusable, get_kernel
+    spec = get_kernel(kernel)
+    options = dict(options or {})
+    unknown = set(options) - set(spec.options)
+    if unknown:
+        raise ValueError(f"kernel {spec.name!r} takes options {sorted(spec.options) or 'none'}, "
+                         f"got {sorted(unknown)}")
+    threads = spec.threads_for(threads)
+    t0 = time.perf_counter()
+    try:
+        prepared = spec.prepare(csr, threads, wide=wide_indices, **options)
+    except KernelUnusable as exc:
+        raise KernelUnusable(f"kernel {spec.name!r} cannot run this matrix: {exc}") from None
+    return SpMVOperator(spec.name, csr.shape, prepared, threads, time.perf_counter() - t0, csr.nnz)

@@ -1,81 +1,72 @@
-"""``select_kernel``: choose a kernel of the pool for a matrix and prepare it.
+"""``select_kernel``: choose a (kernel, threads) pair of the pool for a matrix and prepare it.
 
 Modes (how the choice is made):
 
+- ``"auto"`` (default): the structural features (one pass) and the trained
+  cost model (:mod:`spmvtune.costmodel`) predict the time of every usable
+  (kernel, threads) pair; the few pairs within the model's error of the best
+  are then timed side by side with the baseline (a few products) and the
+  fastest is kept.  How much is spent is budgeted against what the product
+  costs and how often it will run: below ``MIN_CALLS`` nothing is analysed;
+  when the features cannot repay themselves the pair comes from the size of
+  the matrix alone; when timing cannot, the prediction is trusted.
+- ``"predicted"``: the cost model's best pair, untimed.
 - ``"profile"``: the bottleneck rule of :mod:`spmvtune.analysis` on the
   micro-profiler's measurements (~25 baseline products), untimed.
-- ``"auto"`` (default): ``"profile"``, then the recommendation, its cheap
-  sibling (``CHECK_WITH``) and ``csr_unroll4`` are timed against the baseline
-  (a few products) and the fastest kept: the lowest regret of every selector
-  tried in cross-validation grouped by matrix family (4.3% against 14% for
-  the untimed rule and 13% for the forest; benchmarks/selection_eval.py).
-  Below ``PROFILE_MIN_CALLS`` expected calls the profile cannot pay for itself
-  and the baseline is used.
-- ``"features"``: the trained model (:mod:`spmvtune.model`: the user's from
-  ``spmvtune train``, else the one shipped) on structural features only (one
-  pass, about 1-4 products).  Best on matrices like those it was trained on
-  (train it on your own collection).  Without a model: the bottleneck rule on
-  features.
-- ``"exhaustive"``: prepare and time every usable kernel; pick the fastest.
+- ``"features"``: the random forest of :mod:`spmvtune.model` on the features.
+- ``"exhaustive"``: prepare and time every usable pair; pick the fastest.
 
-``expected_calls`` bounds what selection may spend: below ``MIN_CALLS`` nothing
-is analysed, and a kernel whose estimated setup the calls cannot repay is
-replaced by the baseline.  Decisions are kept in the tuning cache
-(:mod:`spmvtune.tuning_cache`) unless ``cache=False``.
+``threads`` is the most threads a product may use; the thread count is part
+of the decision (a pair is a kernel and a thread count).  ``max_extra_bytes``
+leaves out kernels whose storage beyond the caller's matrix would exceed it.
+Decisions are kept in the tuning cache (:mod:`spmvtune.tuning_cache`) unless
+``cache=False``.
 """
 import time
 
 import numpy as np
 
-from .operator import SpMVOperator
-from .pool import KernelUnusable, get_kernel, kernel_names
+from .decision import BASELINE, Decision
+from .operator import build_operator
+from .pool import KernelUnusable, get_kernel, kernel_specs
 from .validate import as_canonical_csr, check_threads
 
-MODES = ("auto", "features", "profile", "exhaustive")
-#: Part of the tuning-cache key: raise it whenever the selection logic changes,
-#: so that decisions cached by the old logic are made again.
-SELECTOR_REVISION = 2
-BASELINE = "csr_balanced"
-#: Below this many nonzeros one thread wins: the thread launch (~3 us) costs
-#: more than the second thread saves (on the held-out real matrices of
-#: benchmarks/selection_eval.py one thread was fastest up to ~95,000).
-SMALL_NNZ = 100_000
+MODES = ("auto", "predicted", "features", "profile", "exhaustive")
 #: With fewer expected calls than this, selection is skipped.
 MIN_CALLS = 10
-#: Conversion cost of each kernel in baseline products, from the setup times of
-#: benchmarks/pool_vs_peers.py on the project machine (conservative round-up).
-SETUP_PRODUCTS = {"bcsr": 300, "bcsr_vi": 300, "csr_delta": 80, "csr_delta_vi": 80,
-                  "csr_vi": 30, "csr_vi_prefetch": 30, "csr_colblock": 50,
-                  "csr_colblock_prefetch": 50, "csr_sym": 50, "dense_gemv": 50}
-#: In "auto", a strongest class score below this is checked by timing; in
-#: "features", so is a model prediction below this probability.
-CONFIDENT = 0.6
-#: "auto" profiles only when at least this many calls are expected.
-PROFILE_MIN_CALLS = 100
-#: Candidates timed when unsure: the model's top ones plus the baseline.
-TOP_CANDIDATES = 2
-#: In "auto", timed beside the rule's pick (cheap to prepare).  On the 760
-#: training matrices (benchmarks/selection_eval.py, stored timings) the pick
-#: alone against the baseline left 9.2% mean regret, with these siblings and
-#: csr_unroll4 4.3%.
-CHECK_WITH = {"csr_split": ("csr_split_prefetch",), "csr_split_prefetch": ("csr_split",),
-              "csr_prefetch": ("csr_colblock_prefetch",),
-              "csr_colblock_prefetch": ("csr_prefetch",)}
+#: Products the selection plans to be repaid within when ``expected_calls`` is
+#: None ("many"): a choice whose selection and setup the gain does not repay
+#: within these calls is not made.
+HORIZON = 1000
+#: At most this many pairs are timed beside the baseline.
+MAX_TIMED = 3
+#: Pairs predicted within this factor of the best (widened by the model's
+#: error) are timed.
+MARGIN = 0.10
+#: The features pass runs when it costs less than this share of the time
+#: HORIZON (or expected_calls) products take.
+FEATURE_SHARE = 0.3
+#: Timing rounds of the check (after one warm-up call each).
+CHECK_ROUNDS = 4
 
 
 def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=None,
-                  options=None, cache=True, wide_indices=False):
+                  options=None, cache=True, wide_indices=False, max_extra_bytes=None):
     """Prepare ``A`` for repeated ``y = A @ x`` and return an :class:`SpMVOperator`.
 
     A: any scipy.sparse matrix or array (converted once to canonical float64 CSR).
-    expected_calls: how many products the caller will run (None: many).
-    mode: "auto", "features", "profile" or "exhaustive" (module docstring).
-    threads: threads per call (default: all of Numba's threads; small matrices
-        get one thread from the selection).
+    expected_calls: how many products the caller will run (None: many; the
+        selection is then planned to be repaid within ``HORIZON`` products).
+    mode: "auto", "predicted", "features", "profile" or "exhaustive" (module docstring).
+    threads: the most threads per product (default: all of Numba's threads);
+        the selection picks the count, a forced kernel runs with exactly this.
     kernel: a name from :func:`spmvtune.kernel_names` to force a choice.
     options: tuning parameters of a forced kernel (e.g. ``{"distance": 32}``).
     cache: use the tuning cache for the decision.
     wide_indices: force 64-bit index arrays (testing the large-matrix path).
+    max_extra_bytes: leave out kernels whose storage beyond the caller's
+        matrix exceeds this many bytes (None: no limit; 0: only kernels that
+        run on the caller's arrays).
     Raises ValueError for bad arguments and :class:`~spmvtune.pool.KernelUnusable`
     when a forced kernel cannot represent A.
     """
@@ -85,174 +76,294 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
                                        or not isinstance(expected_calls, (int, np.integer))
                                        or expected_calls < 1):
         raise ValueError(f"expected_calls must be a positive int or None, got {expected_calls!r}")
+    if max_extra_bytes is not None and (isinstance(max_extra_bytes, bool)
+                                        or not isinstance(max_extra_bytes, (int, np.integer))
+                                        or max_extra_bytes < 0):
+        raise ValueError(f"max_extra_bytes must be a non-negative int or None, "
+                         f"got {max_extra_bytes!r}")
     csr = as_canonical_csr(A)
     threads = check_threads(threads)
     t0 = time.perf_counter()
     if kernel is not None:
-        get_kernel(kernel)                           # unknown names fail here
-        decision = {"kernel": kernel, "threads": 1 if kernel == "csr_serial" else threads,
-                    "options": dict(options or {}), "bottlenecks": [],
-                    "predicted_speedup": None, "source": "forced"}
+        spec = get_kernel(kernel)                    # unknown names fail here
+        decision = Decision.make(kernel, spec.threads_for(threads), options, source="forced")
+        ops = {}
     else:
         if options:
             raise ValueError("options apply to a forced kernel; pass kernel= too")
-        decision = _decide(csr, threads, mode, expected_calls, cache)
+        sel = _Selection(csr, threads, expected_calls, max_extra_bytes, wide_indices)
+        decision = sel.decide(mode, cache)
+        ops = sel.ops
     selection = time.perf_counter() - t0
+    op = ops.get((decision.kernel, decision.threads)) if not decision.options else None
+    if op is not None:
+        selection -= op.setup_seconds      # prepared while timing: counted as setup
     try:
-        # an operator prepared while timing candidates is kept, not rebuilt
-        op = decision.get("op") if not wide_indices else None
-        op = op or build(csr, decision, wide_indices)
+        op = op or build_operator(csr, decision.kernel, decision.threads, decision.options_dict,
+                                  wide_indices)
     except KernelUnusable:
-        if decision["source"] == "forced":
+        if decision.source == "forced":
             raise
-        decision = dict(_baseline(csr, threads, f"{decision['kernel']} unusable here"),
-                        bottlenecks=decision["bottlenecks"])
-        op = build(csr, decision, wide_indices)
+        decision = Decision(BASELINE, decision.threads, (), decision.bottlenecks, 1.0, None,
+                            f"{decision.kernel} unusable here; baseline")
+        op = build_operator(csr, BASELINE, decision.threads, None, wide_indices)
+    op.decision = decision
     op.selection_seconds = selection
-    op.bottlenecks = tuple(decision["bottlenecks"])
-    op.predicted_speedup = decision["predicted_speedup"]
-    op.selection_source = decision["source"]
-    op.break_even_calls = _break_even(op, decision, csr, threads)
+    op.bottlenecks = tuple(decision.bottlenecks)
+    op.predicted_speedup = decision.predicted_speedup
+    op.selection_source = decision.source
+    op.break_even_calls = _break_even(op, decision, csr)
     return op
 
 
-def build(csr, decision, wide_indices=False):
-    """Prepare the decided kernel; returns the operator (no selection metadata)."""
-    spec = get_kernel(decision["kernel"])
-    options = decision.get("options") or {}
-    unknown = set(options) - set(spec.options)
-    if unknown:
-        raise ValueError(f"kernel {spec.name!r} takes options {sorted(spec.options) or 'none'}, "
-                         f"got {sorted(unknown)}")
-    t0 = time.perf_counter()
-    try:
-        prepared = spec.prepare(csr, decision["threads"], wide=wide_indices, **options)
-    except KernelUnusable as exc:
-        raise KernelUnusable(f"kernel {spec.name!r} cannot run this matrix: {exc}") from None
-    return SpMVOperator(spec.name, csr.shape, prepared, decision["threads"],
-                        time.perf_counter() - t0, csr.nnz)
+def thread_candidates(max_threads):
+    """Thread counts a decision chooses among: 1, half and all of ``max_threads``."""
+    return sorted({1, max(max_threads // 2, 1), max_threads})
 
 
-def _baseline(csr, threads, source):
-    return {"kernel": BASELINE, "threads": 1 if csr.nnz < SMALL_NNZ else threads,
-            "options": {}, "bottlenecks": [], "predicted_speedup": 1.0, "source": source}
+class _Selection:
+    """One selection: the matrix, the budget, and what was prepared on the way
+    (``ops``: {(kernel, threads): operator}, reused when chosen)."""
 
+    def __init__(self, csr, max_threads, expected_calls, max_extra_bytes, wide):
+        from .costmodel import current_cost_model
+        from .machine import machine_profile
+        self.csr = csr
+        self.max_threads = max_threads
+        self.expected_calls = expected_calls
+        self.horizon = expected_calls if expected_calls is not None else HORIZON
+        self.max_extra_bytes = max_extra_bytes
+        self.wide = wide
+        self.machine = machine_profile()
+        self.model = current_cost_model()
+        self.ops = {}
 
-def _decide(csr, threads, mode, expected_calls, cache):
-    if expected_calls is not None and expected_calls < MIN_CALLS:
-        return _baseline(csr, threads, f"expected_calls < {MIN_CALLS}: no selection")
-    store = key = None
-    if cache:
-        from .tuning_cache import TuningCache, decision_key
-        store, key = TuningCache(), decision_key(csr, threads, mode)
-        hit = store.get(key)
-        if hit is not None:
-            hit["source"] = "cache"
-            return _afford(hit, csr, threads, expected_calls)
-    from .model import current_model
-    model = current_model() if mode == "features" else None
-    if mode == "exhaustive":
-        decision = _exhaustive(csr, threads)
-    elif model is not None:
-        decision = _by_model(csr, threads, mode, model)
-    elif mode == "auto" and expected_calls is not None and expected_calls < PROFILE_MIN_CALLS:
-        return _baseline(csr, threads, f"auto: {expected_calls} calls cannot repay a profile")
-    else:
-        from .analysis import analyze
-        res = analyze(csr, threads=threads, profile=(mode != "features"))
-        decision = {"kernel": res.recommended, "threads": res.recommended_threads,
-                    "options": {}, "bottlenecks": list(res.bottlenecks),
-                    "predicted_speedup": res.expected_speedup, "source": f"{mode} (rule)"}
-        if mode == "auto":
-            # a few products against the profile's ~25: the rule's pick, its
-            # cheap sibling and the unrolled loop must beat the baseline here
-            picks = [decision["kernel"], *CHECK_WITH.get(decision["kernel"], ()), "csr_unroll4"]
-            decision = _check_by_timing(csr, picks, decision, threads)
-    if store is not None:
-        store.put(key, {k: v for k, v in decision.items() if k not in ("source", "op")})
-    return _afford(decision, csr, threads, expected_calls)
+    # -- the features ladder ---------------------------------------------------------
 
+    def cheap_features(self):
+        """Features from the shape and the row pointer only (O(m), microseconds):
+        the x terms assume a regular sweep."""
+        from .features import cheap_features
+        return cheap_features(self.csr, self.machine.caches, self.max_threads)
 
-def _afford(decision, csr, threads, expected_calls):
-    """The baseline instead, when ``expected_calls`` cannot repay the setup."""
-    if expected_calls is None or decision["kernel"] == BASELINE:
-        return decision
-    gain = decision.get("predicted_speedup") or 1.0
-    setup = SETUP_PRODUCTS.get(decision["kernel"], 2)
-    if gain <= 1.0 or expected_calls * (1.0 - 1.0 / gain) < setup:
-        base = _baseline(csr, threads, f"{expected_calls} calls cannot repay the setup of "
-                                       f"{decision['kernel']}")
-        base["bottlenecks"] = decision["bottlenecks"]
-        return base
-    return decision
+    def features(self):
+        from .features import structural_features
+        return structural_features(self.csr, caches=self.machine.caches, threads=self.max_threads)
 
-
-def _candidates_timed(csr, names, threads):
-    """{name: (median seconds, threads, operator)} for the usable kernels among
-    ``names``, timed side by side (interleaved batches, see :mod:`spmvtune.timing`)."""
-    from .timing import interleaved_medians
-    x = np.ones(csr.shape[1])
-    y = np.empty(csr.shape[0])
-    ops = {}
-    for name in names:
-        try:
-            ops[name] = build(csr, {"kernel": name, "threads": 1 if name == "csr_serial" else threads})
-        except KernelUnusable:
-            continue
-    med = interleaved_medians({k: (lambda op=op: op.matvec(x, out=y)) for k, op in ops.items()},
-                              repeats=5)
-    return {k: (med[k], ops[k].threads, ops[k]) for k in ops}
-
-
-def _exhaustive(csr, threads):
-    names = [n for n in kernel_names() if n != "dense_gemv" or csr.shape[0] * csr.shape[1] <= 1 << 22]
-    timed = _candidates_timed(csr, names, threads)
-    best = min(timed, key=lambda k: timed[k][0])
-    base = timed[BASELINE][0]
-    return {"kernel": best, "threads": timed[best][1], "options": {}, "bottlenecks": [],
-            "predicted_speedup": base / timed[best][0], "source": "exhaustive"}
-
-
-def _by_model(csr, threads, mode, model):
-    """The model's choice; its top candidates timed when it is unsure."""
-    from .bottleneck import holding, scores_from_features
-    from .features import structural_features
-    from .machine import machine_profile
-    from .model import feature_vector
-    t = 1 if csr.nnz < SMALL_NNZ else threads
-    f = structural_features(csr, caches=machine_profile().caches, threads=t)
-    ranked = model.ranked(feature_vector(f, t, names=model.features))
-    kernel, prob = ranked[0]
-    decision = {"kernel": kernel, "threads": 1 if kernel == "csr_serial" else t, "options": {},
-                "bottlenecks": list(holding(scores_from_features(f, t))),
-                "predicted_speedup": model.class_speedup.get(kernel, 1.0),
-                "source": f"{mode} (model, p={prob:.2f})"}
-    if prob < CONFIDENT:
-        decision = _check_by_timing(csr, [k for k, _ in ranked[:TOP_CANDIDATES]], decision, t)
-    return decision
-
-
-def _check_by_timing(csr, candidates, decision, threads):
-    """Time the candidates and the baseline side by side, keep the fastest."""
-    t = decision["threads"]
-    timed = _candidates_timed(csr, list(dict.fromkeys([*candidates, BASELINE])), t)
-    base = timed[BASELINE][0]
-    best = min(timed, key=lambda k: timed[k][0])
-    if best == BASELINE:
-        out = _baseline(csr, threads, f"{decision['source']}; timed: baseline fastest")
-        out["threads"] = t
-        out["bottlenecks"] = decision["bottlenecks"]
+    def specs(self, f):
+        """Kernel specs allowed by the memory budget."""
+        from .pool.indices import shares_input
+        out = []
+        for spec in kernel_specs():
+            if self.max_extra_bytes is not None:
+                extra = 0 if spec.shares_input and shares_input(self.csr, self.wide) else spec.storage(f)
+                if extra > self.max_extra_bytes:
+                    continue
+            out.append(spec)
         return out
-    return dict(decision, kernel=best, threads=timed[best][1], op=timed[best][2],
-                predicted_speedup=base / timed[best][0], source=f"{decision['source']}; timed")
+
+    def ranked(self, f, kernels=None):
+        specs = [s for s in self.specs(f) if kernels is None or s.name in kernels]
+        return self.model.rank(f, self.machine, specs, thread_candidates(self.max_threads),
+                               self.max_threads)
+
+    def base_time(self, f, ranked):
+        """Predicted seconds of the baseline at its best thread count."""
+        times = [t for t, k, _ in ranked if k == BASELINE]
+        return min(times) if times else self.model.predict(get_kernel(BASELINE), f, 1, self.machine,
+                                                            self.max_threads)
+
+    # -- decisions --------------------------------------------------------------------
+
+    def decide(self, mode, cache):
+        if self.expected_calls is not None and self.expected_calls < MIN_CALLS:
+            f = self.cheap_features()
+            best = self.ranked(f, {BASELINE})[0]
+            return Decision(BASELINE, best[2], source=f"expected_calls < {MIN_CALLS}: no selection",
+                            predicted_speedup=1.0, predicted_seconds=best[0])
+        store = key = None
+        if cache:
+            from .tuning_cache import TuningCache, decision_key
+            store = TuningCache()
+            key = decision_key(self.csr, self.max_threads, mode, self.max_extra_bytes)
+            hit = store.get_decision(key, self.max_threads)
+            if hit is not None:
+                return self.afford(hit.but(source="cache"))
+        decision = getattr(self, f"_{mode}")()
+        if store is not None:
+            store.put(key, decision.to_json())
+        return self.afford(decision)
+
+    def _auto(self):
+        f0 = self.cheap_features()
+        ranked0 = self.ranked(f0)
+        t_base = self.base_time(f0, ranked0)
+        from .features import feature_seconds
+        if feature_seconds(self.csr) > FEATURE_SHARE * self.horizon * t_base:
+            # the features cannot repay themselves: decide from the size alone
+            t, kernel, threads = next(r for r in ranked0 if get_kernel(r[1]).shares_input
+                                      or r[1] == BASELINE)
+            return self._predicted_decision(t, kernel, threads, t_base, (),
+                                            "auto (size only: product too cheap to analyse)")
+        f = self.features()
+        ranked = self.ranked(f)
+        t_base = self.base_time(f, ranked)
+        bottlenecks = _bottlenecks(f, self.max_threads)
+        timed = plan_check(ranked, t_base, self.horizon,
+                           lambda k: self.model.predict_setup(get_kernel(k), f, t_base),
+                           lambda k, t: self.model.error.get(f"{k}@{t}", 0.0))
+        if not timed:
+            t, kernel, threads = ranked[0]
+            return self._predicted_decision(t, kernel, threads, t_base, bottlenecks,
+                                            "auto (predicted)")
+        measured = self.time_pairs(timed)
+        if not measured:
+            t, kernel, threads = ranked[0]
+            return self._predicted_decision(t, kernel, threads, t_base, bottlenecks,
+                                            "auto (predicted)")
+        (kernel, threads), t = min(measured.items(), key=lambda kv: kv[1])
+        base_t = min((v for (k, _), v in measured.items() if k == BASELINE), default=t)
+        return Decision(kernel, threads, (), bottlenecks, base_t / t, t,
+                        f"auto (predicted; {len(measured)} pairs timed)")
+
+    def _predicted_decision(self, t, kernel, threads, t_base, bottlenecks, source):
+        return Decision(kernel, threads, (), tuple(bottlenecks), max(t_base / t, 1e-6) if t else 1.0,
+                        t, source)
+
+    def _predicted(self):
+        f = self.features()
+        ranked = self.ranked(f)
+        t, kernel, threads = ranked[0]
+        return self._predicted_decision(t, kernel, threads, self.base_time(f, ranked),
+                                        _bottlenecks(f, self.max_threads), "predicted")
+
+    def _profile(self):
+        from .analysis import analyze
+        res = analyze(self.csr, threads=self.max_threads, profile=True, machine=self.machine)
+        return Decision(res.recommended, get_kernel(res.recommended).threads_for(
+            res.recommended_threads), (), tuple(res.bottlenecks), res.expected_speedup, None,
+            "profile (rule)")
+
+    def _features(self):
+        from .model import current_model, feature_vector
+        model = current_model()
+        f = self.features()
+        bottlenecks = _bottlenecks(f, self.max_threads)
+        if model is None:
+            decision = self._predicted()
+            return decision.but(source="features (no forest model: predicted)")
+        ranked = model.ranked(feature_vector(f, self.max_threads, names=model.features))
+        label, prob = ranked[0]
+        kernel, threads = _parse_label(label, self.max_threads)
+        return Decision(kernel, threads, (), bottlenecks,
+                        model.class_speedup.get(label, 1.0), None,
+                        f"features (model, p={prob:.2f})")
+
+    def _exhaustive(self):
+        f = self.features()
+        pairs = [(s.name, t) for s in self.specs(f) if s.refusal(f) is None
+                 for t in sorted({s.threads_for(t) for t in thread_candidates(self.max_threads)})]
+        measured = self.time_pairs(pairs)
+        (kernel, threads), t = min(measured.items(), key=lambda kv: kv[1])
+        base_t = min((v for (k, _), v in measured.items() if k == BASELINE), default=t)
+        return Decision(kernel, threads, (), _bottlenecks(f, self.max_threads), base_t / t, t,
+                        "exhaustive")
+
+    # -- timing ----------------------------------------------------------------------
+
+    def time_pairs(self, pairs):
+        """{(kernel, threads): median seconds} of the usable pairs, timed side by
+        side (interleaved rounds); the operators are kept in ``self.ops``."""
+        from .timing import interleaved_medians
+        x = np.ones(self.csr.shape[1])
+        y = np.empty(self.csr.shape[0])
+        for kernel, threads in pairs:
+            if (kernel, threads) in self.ops:
+                continue
+            try:
+                self.ops[(kernel, threads)] = build_operator(self.csr, kernel, threads, None,
+                                                             self.wide)
+            except KernelUnusable:
+                continue
+        ops = {p: self.ops[p] for p in pairs if p in self.ops}
+        med = interleaved_medians({p: (lambda op=op: op.matvec(x, out=y)) for p, op in ops.items()},
+                                  repeats=CHECK_ROUNDS, warmup=1)
+        return med
+
+    # -- budget ----------------------------------------------------------------------
+
+    def afford(self, decision):
+        """The baseline instead, when ``expected_calls`` cannot repay the setup."""
+        if self.expected_calls is None or decision.kernel == BASELINE:
+            return decision
+        if (decision.kernel, decision.threads) in self.ops:
+            return decision                            # already prepared: nothing more to pay
+        gain = decision.predicted_speedup or 1.0
+        t_sel = decision.predicted_seconds
+        f = self.cheap_features()
+        if t_sel is None:
+            t_sel = self.model.predict(get_kernel(BASELINE), f, decision.threads, self.machine,
+                                       self.max_threads) / max(gain, 1e-6)
+        setup = self.model.predict_setup(get_kernel(decision.kernel), f, t_sel * gain)
+        if gain <= 1.0 or self.expected_calls * t_sel * (gain - 1.0) < setup:
+            return Decision(BASELINE, decision.threads, (), decision.bottlenecks, 1.0, None,
+                            f"{self.expected_calls} calls cannot repay the setup of "
+                            f"{decision.kernel}")
+        return decision
 
 
-def _break_even(op, decision, csr, threads):
-    """Calls after which selection + setup are repaid (inf if no gain predicted)."""
-    gain = decision.get("predicted_speedup")
+def plan_check(ranked, t_base, horizon, setup_seconds, rel_error):
+    """The (kernel, threads) pairs ``auto`` times, or [] to trust the prediction.
+
+    ranked: [(predicted seconds, kernel, threads)] fastest first; t_base: the
+    baseline's predicted seconds; horizon: products the selection must be
+    repaid within; setup_seconds(kernel) and rel_error(kernel, threads): the
+    cost model's setup estimate and median relative error.
+
+    Timed: the pairs predicted within MARGIN (plus the best pair's model
+    error) of the best, at most MAX_TIMED, and the baseline at its best thread
+    count.  Nothing is timed when only one pair is left, or when preparing and
+    timing them (CHECK_ROUNDS + 1 products each) would cost more than the
+    predicted gain (at least 5% of a baseline product) over ``horizon`` calls."""
+    if not ranked:
+        return []
+    best_t, best_k, best_threads = ranked[0]
+    margin = MARGIN + rel_error(best_k, best_threads)
+    near = [(k, t) for p, k, t in ranked if p <= best_t * (1.0 + margin)][:MAX_TIMED]
+    base = next(((k, t) for _, k, t in ranked if k == BASELINE), None)
+    timed = list(dict.fromkeys(near + ([base] if base else [])))
+    if len(timed) < 2:
+        return []
+    predicted = {(k, t): p for p, k, t in ranked}
+    cost = sum(setup_seconds(k) for k, _ in timed)
+    cost += (CHECK_ROUNDS + 1) * sum(predicted[pair] for pair in timed)
+    if cost > max(t_base - best_t, 0.05 * t_base) * horizon:
+        return []
+    return timed
+
+
+def _parse_label(label, max_threads):
+    kernel, _, t = label.partition("@")
+    threads = min(int(t), max_threads) if t.isdigit() else max_threads
+    return kernel, get_kernel(kernel).threads_for(max(threads, 1))
+
+
+def _bottlenecks(f, threads):
+    from .bottleneck import holding, scores_from_features
+    return tuple(holding(scores_from_features(f, threads)))
+
+
+def _break_even(op, decision, csr):
+    """Calls after which selection + setup are repaid (0 for the baseline,
+    inf when no gain is predicted)."""
+    gain = decision.predicted_speedup
+    if decision.kernel == BASELINE and decision.source != "forced":
+        return 0.0
     if not gain or gain <= 1.0:
-        return float("inf") if decision["kernel"] != BASELINE else 0.0
-    from .machine import machine_profile
-    t_base = machine_profile().product_seconds(csr.nnz, *csr.shape, op.threads)
-    saving = t_base * (1.0 - 1.0 / gain)
+        return float("inf")
+    t_sel = decision.predicted_seconds
+    if t_sel is None:
+        from .machine import machine_profile
+        t_sel = machine_profile().product_seconds(csr.nnz, *csr.shape, op.threads) / gain
+    saving = t_sel * (gain - 1.0)
     return (op.selection_seconds + op.setup_seconds) / saving

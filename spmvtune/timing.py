@@ -9,6 +9,9 @@ import numpy as np
 #: A sample of a fast call is a batch of calls lasting at least this long, so
 #: that microsecond products are not measured at the timer's resolution.
 MIN_SAMPLE_SECONDS = 2e-4
+#: Batches for figures that must hold between runs (train, bench, benchmarks/):
+#: on this shared machine ratios held only with batches of ~20 ms.
+STABLE_BATCH_SECONDS = 0.02
 
 
 #: Intel OpenMP (MKL's threads) spins this long after a call (KMP_BLOCKTIME,
@@ -17,12 +20,12 @@ OPENMP_SPIN_SECONDS = 0.2
 
 
 def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_rounds=1000,
-                        settle=None):
+                        settle=None, batch_seconds=MIN_SAMPLE_SECONDS):
     """Seconds per call of each zero-argument callable, as lists of samples.
 
     contestants: dict name -> callable.  Each is called ``warmup`` times and
     given a batch size (calls per sample, so a sample lasts at least
-    ``MIN_SAMPLE_SECONDS``), then the contestants take turns in an order
+    ``batch_seconds``), then the contestants take turns in an order
     shuffled every round (so that what ran just before hits all alike), one
     sample each,
     for at least ``repeats`` rounds and at least ``min_seconds`` of wall time
@@ -40,14 +43,15 @@ def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_
             fn()
         t0 = time.perf_counter()
         fn()
-        batch[name] = max(1, int(MIN_SAMPLE_SECONDS / max(time.perf_counter() - t0, 1e-9)))
+        batch[name] = max(1, int(batch_seconds / max(time.perf_counter() - t0, 1e-9)))
     samples = {name: [] for name in contestants}
     names = list(contestants)
     order = np.random.default_rng(0)
     start = time.perf_counter()
     rounds = 0
     while rounds < max_rounds and (rounds < repeats or time.perf_counter() - start < min_seconds):
-        for name in order.permutation(names):
+        for i in order.permutation(len(names)):
+            name = names[i]
             fn, n = contestants[name], batch[name]
             fn()
             t0 = time.perf_counter()
@@ -60,9 +64,11 @@ def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_
     return samples
 
 
-def interleaved_medians(contestants, repeats=10, warmup=2, min_seconds=0.0, settle=None):
+def interleaved_medians(contestants, repeats=10, warmup=2, min_seconds=0.0, settle=None,
+                        batch_seconds=MIN_SAMPLE_SECONDS):
     """Median seconds per call of each contestant (see :func:`interleaved_samples`)."""
-    samples = interleaved_samples(contestants, repeats, warmup, min_seconds, settle=settle)
+    samples = interleaved_samples(contestants, repeats, warmup, min_seconds, settle=settle,
+                                  batch_seconds=batch_seconds)
     return {name: float(np.median(s)) for name, s in samples.items()}
 
 

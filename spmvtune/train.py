@@ -1,11 +1,13 @@
-"""Training data for the kernel selector: time every kernel on many matrices.
+"""Training data for the selector: time every (kernel, threads) pair on many matrices.
 
-For each matrix: structural features, the micro-profile, and the median time
-and setup cost of every usable kernel of the pool (interleaved rounds after a
-warm-up, JIT outside the timing), at the thread count the selector would use
-(one thread below ``SMALL_NNZ`` nonzeros).  Each matrix's record is committed to
-a SQLite results store as soon as it is measured, so an interrupted sweep loses
-at most the matrix in progress and a rerun skips what is done.
+For each matrix: structural features, the micro-profile (and the bottleneck
+rule's pick, for comparison), and the median time and setup cost of every
+usable kernel of the pool at 1 and N threads (interleaved rounds of calibrated
+batches after a warm-up, JIT outside the timing, each result checked against
+SciPy first).  Each matrix's record is committed to a SQLite results store as
+soon as it is measured, so an interrupted sweep loses at most the matrix in
+progress and a rerun skips what is done; with a Dask scheduler the matrices
+are measured on the cluster's workers, one at a time per worker.
 
 The generated sweep covers every bottleneck class at sizes from in-cache to
 several times the L3: families of :mod:`spmvtune.generate` over their
@@ -13,20 +15,29 @@ parameters (:func:`generated_matrices`).
 """
 import json
 import sqlite3
+import threading
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import generate
-from .pool import KernelUnusable, kernel_names
-from .select import SMALL_NNZ, build
-from .timing import interleaved_samples
-from .validate import as_canonical_csr
+from .costmodel import pair_key
+from .decision import BASELINE
+from .operator import build_operator
+from .pool import KernelUnusable, get_kernel, kernel_names
+from .timing import STABLE_BATCH_SECONDS, interleaved_samples, relative_spread
+from .validate import as_canonical_csr, first_mismatch
 
 
-def generated_matrices(scale=1.0, seeds=(0, 1, 2)):
+#: The generated sweep stays below this many nonzeros (~10x the L3 in CSR bytes):
+#: far enough out of cache, and every kernel of the pool fits in memory at once.
+MAX_GRID_NNZ = 12_000_000
+
+
+def generated_matrices(scale=1.0, seeds=(0, 1)):
     """Every matrix of :func:`_grid`, and for the random families up to 200k
     nonzeros also other random draws (``seeds``): several hundred matrices."""
     for name, family, make, small in _grid(scale):
@@ -44,21 +55,21 @@ def _grid(scale=1.0):
     def s(v):
         return max(int(v * scale), 8)
     sizes = (3_000, 12_000, 50_000, 200_000, 800_000, 3_000_000)
-    for n in (12, 18, 26, 40, 60, 85, 110):
+    for n in (12, 18, 26, 40, 60, 75):
         yield (f"stencil27_{n}", "stencil",
                lambda seed, n=n: generate.stencil3d(max(int(n * scale ** (1 / 3)), 3)), False)
     for n in (20, 50, 120, 300, 700, 1500):
         yield f"laplace2d_{n}", "laplace", lambda seed, n=n: generate.laplacian_2d(s(n)), False
     for nb in (500, 3_000, 15_000, 60_000, 200_000, 500_000):
         for bpr, spread in ((4, 10), (10, 50), (20, 1000)):
-            if nb * bpr * 9 <= 25_000_000:
+            if nb * bpr * 9 <= MAX_GRID_NNZ:
                 yield (f"fem_{nb}_{bpr}_{spread}", "fem",
                        lambda seed, nb=nb, b=bpr, sp=spread: generate.fem_blocks(s(nb), b, spread=sp,
                                                                                  seed=seed),
                        nb * bpr * 9 <= 200_000)
     for n in sizes:
         for per in (2, 5, 12, 30):
-            if n * per <= 25_000_000:
+            if n * per <= MAX_GRID_NNZ:
                 yield (f"scatter_{n}_{per}", "scatter",
                        lambda seed, n=n, per=per: generate.random_scatter(s(n), per, seed=per + seed),
                        n * per <= 200_000)
@@ -80,7 +91,7 @@ def _grid(scale=1.0):
                    m * per <= 200_000)
     for n in sizes:
         for hb in (1, 4, 15):
-            if n * (2 * hb + 1) <= 25_000_000:
+            if n * (2 * hb + 1) <= MAX_GRID_NNZ:
                 yield (f"banded_{n}_{hb}", "banded",
                        lambda seed, n=n, hb=hb: generate.banded(s(n), hb, seed=seed),
                        n * (2 * hb + 1) <= 200_000)
@@ -182,41 +193,108 @@ def _grid_more(s, out_of_cache):
                    lambda seed, nb=nb, b=bpr: generate.fem_blocks(s(nb), b, seed=30 + seed), True)
 
 
-def measure_matrix(A, threads, repeats=5, min_seconds=0.3, kernels=None):
-    """Record of one matrix: features, profile, per-kernel median seconds and setup.
+def thread_counts(threads):
+    """Thread counts every kernel is timed at: 1, ``threads`` and, on machines
+    with more than two, half of it."""
+    return sorted({1, max(threads // 2, 1), threads})
 
-    threads: the thread count for matrices of at least SMALL_NNZ nonzeros.
-    Kernels that cannot represent A are left out; a kernel that raises
-    otherwise is recorded in ``errors`` and the others go on.
+
+#: Prepared storage (bytes) timed side by side at once; beyond it the pool is
+#: timed in groups, each interleaved with the baseline, and scaled by it.
+GROUP_BYTES = 4 << 30
+
+
+def measure_matrix(A, threads, repeats=7, min_seconds=0.0, kernels=None,
+                   batch_seconds=STABLE_BATCH_SECONDS, profile=True):
+    """Record of one matrix: features, the micro-profile and the rule's pick,
+    and the median seconds and setup of every usable (kernel, threads) pair.
+
+    threads: the largest thread count (pairs are timed at :func:`thread_counts`).
+    Each pair's result is checked against SciPy before it is timed; a pair
+    that cannot represent A is left out, one that raises or is wrong is
+    recorded in ``errors`` and the others go on.  Times come from interleaved
+    rounds of calibrated batches (:func:`spmvtune.timing.interleaved_samples`).
+    Keys of ``times`` and ``setup`` are "kernel@threads".
     """
     from .analysis import analyze
+    from .features import structural_features
+    from .machine import machine_profile
     csr = as_canonical_csr(A)
-    t = 1 if csr.nnz < SMALL_NNZ else threads
-    res = analyze(csr, threads=t, profile=csr.nnz > 0)
-    rule_features = analyze(csr, threads=t, profile=False).recommended
+    machine = machine_profile()
+    f = structural_features(csr, caches=machine.caches, threads=threads)
+    res = analyze(csr, threads=threads, profile=profile and csr.nnz > 0, machine=machine)
     x = np.random.default_rng(0).uniform(-1, 1, csr.shape[1])
     y = np.empty(csr.shape[0])
-    ops, setup, errors = {}, {}, {}
-    for name in kernels or kernel_names():
-        if name == "dense_gemv" and csr.shape[0] * csr.shape[1] > 1 << 22:
-            continue
+    S = sp.csr_array((csr.data, csr.indices, csr.indptr), shape=csr.shape)
+    ref = S @ x
+    specs = [get_kernel(k) for k in (kernels or kernel_names())]
+    pairs = list(dict.fromkeys((s.name, s.threads_for(t)) for s in specs
+                               for t in thread_counts(threads)))
+    setup, errors, times, spread = {}, {}, {}, {}
+
+    def ready(name, t):
+        key = pair_key(name, t)
         try:
-            op = build(csr, {"kernel": name, "threads": 1 if name == "csr_serial" else t})
+            op = build_operator(csr, name, t)
         except KernelUnusable:
+            return None
+        except Exception as exc:            # noqa: BLE001 - a failing kernel must not stop the sweep
+            errors[key] = f"{type(exc).__name__}: {exc}"
+            return None
+        y.fill(np.nan)
+        op.matvec(x, out=y)
+        bad = first_mismatch(y, S, x, ref)
+        if bad is not None:
+            errors[key] = f"wrong result in row {bad}: {y[bad]!r}, SciPy gives {ref[bad]!r}"
+            return None
+        setup[key] = op.setup_seconds
+        return op
+
+    anchor_key = pair_key(BASELINE, threads)
+    anchor = ready(BASELINE, threads)
+    # groups of pairs whose estimated storage fits GROUP_BYTES, built one group at a time
+    groups, size = [[]], 0
+    for name, t in pairs:
+        if (name, t) == (BASELINE, threads) or get_kernel(name).refusal(f):
             continue
-        except Exception as exc:            # a failing kernel must not stop the sweep
-            errors[name] = f"{type(exc).__name__}: {exc}"
+        est = get_kernel(name).storage(f)
+        if groups[-1] and size + est > GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append((name, t))
+        size += est
+    base_samples = []
+    for group in groups:
+        ops = {pair_key(n, t): op for n, t in group if (op := ready(n, t)) is not None}
+        contestants = {key: (lambda op=op: op.matvec(x, out=y)) for key, op in ops.items()}
+        if anchor is not None:
+            contestants[anchor_key] = lambda: anchor.matvec(x, out=y)
+        if not contestants:
             continue
-        ops[name] = op
-        setup[name] = op.setup_seconds
-    samples = interleaved_samples({k: (lambda op=op: op.matvec(x, out=y)) for k, op in ops.items()},
-                                  repeats=repeats, min_seconds=min_seconds)
-    return {"rows": csr.shape[0], "cols": csr.shape[1], "nnz": csr.nnz, "threads": t,
-            "features": {k: float(v) for k, v in res.features.items()},
+        samples = interleaved_samples(contestants, repeats=repeats, min_seconds=min_seconds,
+                                      batch_seconds=batch_seconds)
+        anchor_med = float(np.median(samples[anchor_key])) if anchor is not None else None
+        if anchor is not None:
+            base_samples += samples[anchor_key]
+        for key, v in samples.items():
+            if key == anchor_key:
+                continue
+            med = float(np.median(v))
+            # as a ratio to the anchor timed beside it, scaled by all its samples below
+            times[key] = med if anchor_med is None else med / anchor_med
+            spread[key] = relative_spread(v)
+        del ops, contestants                  # free this group's storage
+    if anchor is not None:
+        t_anchor = float(np.median(base_samples))
+        times = {k: v * t_anchor for k, v in times.items()}
+        times[anchor_key] = t_anchor
+        spread[anchor_key] = relative_spread(base_samples)
+    return {"rows": csr.shape[0], "cols": csr.shape[1], "nnz": csr.nnz, "threads": threads,
+            "features": {k: float(v) for k, v in f.items()},
             "profile": res.profile, "scores": res.scores, "rule": res.recommended,
-            "rule_features": rule_features,
-            "times": {k: float(np.median(v)) for k, v in samples.items()},
-            "setup": setup, "errors": errors}
+            "rule_threads": res.recommended_threads,
+            "times": times, "spread": spread, "setup": setup, "errors": errors,
+            "timing": {"repeats": repeats, "batch_seconds": batch_seconds}}
 
 
 class ResultsStore:
@@ -270,29 +348,78 @@ class ResultsStore:
         return out
 
 
-def sweep(items, store, threads, progress=None, max_nnz=None):
-    """Measure each (name, family, builder) not yet in ``store``.
+def measure_item(name, family, builder, threads, max_nnz=None, timing=None):
+    """(name, family, record) for one training item; a matrix that cannot be
+    built or measured gives a record with ``error`` (the sweep goes on).
+    timing: keyword arguments of :func:`measure_matrix` (repeats, batch_seconds)."""
+    t0 = time.perf_counter()
+    try:
+        A = builder()
+        if max_nnz is not None and A.nnz > max_nnz:
+            raise ValueError(f"{A.nnz} nonzeros > --max-nnz {max_nnz}")
+        record = measure_matrix(A, threads, **(timing or {}))
+    except Exception as exc:                    # noqa: BLE001 - one matrix, not the sweep
+        return name, family, {"error": f"{type(exc).__name__}: {exc}"}
+    record["seconds"] = time.perf_counter() - t0
+    return name, family, record
 
-    builder() returns a matrix or raises (the reason is recorded, the sweep goes
-    on).  Returns (measured, skipped, failed) counts."""
-    measured = skipped = failed = 0
+
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def measure_on_worker(name, family, builder, threads, max_nnz=None, timing=None):
+    """The Dask task: one matrix at a time per worker process (timings must not
+    share the cores), whatever the worker's thread count."""
+    with _ONE_AT_A_TIME:
+        return measure_item(name, family, builder, threads, max_nnz, timing)
+
+
+def sweep(items, store, threads, progress=None, max_nnz=None, scheduler=None, timing=None):
+    """Measure each (name, family, builder) not yet in ``store``, here or on
+    the Dask cluster at ``scheduler`` (builders must then be picklable by
+    cloudpickle and matrix files readable on the workers).
+
+    Every record, failures included, is committed as soon as it arrives, so a
+    rerun moves on.  Returns (measured, skipped, failed) counts."""
     items = list(items)
-    for i, (name, family, builder) in enumerate(items, 1):
-        if store.done(name):
-            skipped += 1
-            continue
-        t0 = time.perf_counter()
-        try:
-            A = builder()
-            if max_nnz is not None and A.nnz > max_nnz:
-                raise ValueError(f"{A.nnz} nonzeros > --max-nnz {max_nnz}")
-            record = measure_matrix(A, threads)
-        except (ValueError, MemoryError, OSError) as exc:
-            store.put(name, family, {"error": f"{type(exc).__name__}: {exc}"})
-            failed += 1
-            continue
+    todo = [it for it in items if not store.done(it[0])]
+    skipped = len(items) - len(todo)
+    measured = failed = 0
+    for i, (name, family, record) in enumerate(_measured(todo, threads, max_nnz, scheduler, timing),
+                                               1):
         store.put(name, family, record)
-        measured += 1
+        if "error" in record:
+            failed += 1
+        else:
+            measured += 1
         if progress:
-            progress(i, len(items), name, record, time.perf_counter() - t0)
+            progress(skipped + i, len(items), name, record, record.get("seconds", 0.0))
     return measured, skipped, failed
+
+
+def _measured(todo, threads, max_nnz, scheduler, timing):
+    if scheduler is None:
+        for name, family, builder in todo:
+            yield measure_item(name, family, builder, threads, max_nnz, timing)
+        return
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise RuntimeError("--scheduler needs Dask distributed: "
+                           "python -m pip install 'spmvtune[distributed]'") from None
+    try:
+        client = Client(scheduler, timeout=10)
+    except (OSError, TimeoutError) as exc:
+        raise RuntimeError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        futures = {client.submit(measure_on_worker, name, family, builder, threads, max_nnz,
+                                 timing, key=f"spmvtune-train-{i}", pure=False): (name, family)
+                   for i, (name, family, builder) in enumerate(todo)}
+        for fut in as_completed(futures):
+            name, family = futures[fut]
+            try:
+                yield fut.result()
+            except Exception as exc:          # noqa: BLE001 - a lost worker costs a row
+                yield name, family, {"error": f"Dask task failed: {type(exc).__name__}: {exc}"}
+    finally:
+        client.close()

@@ -40,61 +40,15 @@ def matrix_fingerprint(csr):
     return h.hexdigest()
 
 
-def machine_fingerprint():
-    from .machine import cache_sizes, cpu_model
-    import os
-    text = json.dumps([cpu_model(), os.cpu_count(), cache_sizes()], sort_keys=True)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-
-
-def decision_key(csr, threads, mode):
-    """Also keyed by the selector's revision: a decision made by older
-    selection logic is not reused (``select.SELECTOR_REVISION``)."""
+def decision_key(csr, threads, mode, max_extra_bytes=None):
+    """Also keyed by the memory budget and the selector's revision: a decision
+    made by older selection logic is not reused (``decision.SELECTOR_REVISION``)."""
     from . import __version__
-    from .select import SELECTOR_REVISION
-    return (f"{matrix_fingerprint(csr)}:{machine_fingerprint()}:{threads}:{mode}:"
+    from .decision import SELECTOR_REVISION
+    from .machine import machine_fingerprint
+    budget = "" if max_extra_bytes is None else f":b{int(max_extra_bytes)}"
+    return (f"{matrix_fingerprint(csr)}:{machine_fingerprint()}:{threads}:{mode}{budget}:"
             f"{__version__}:r{SELECTOR_REVISION}")
-
-
-def decision_problem(d):
-    """What is wrong with a stored decision, or None when it can be used:
-    a known kernel, 1..NUMBA_NUM_THREADS threads, options the kernel takes
-    (positive integers, or None / a pair for a block shape), known bottleneck
-    classes, a positive finite predicted speedup or None."""
-    import math
-
-    import numba
-
-    from .pool import get_kernel
-    from .pool.registry import CLASSES
-    if not isinstance(d, dict):
-        return f"a {type(d).__name__}, not an object"
-    try:
-        spec = get_kernel(d.get("kernel"))
-    except (ValueError, TypeError):
-        return f"unknown kernel {d.get('kernel')!r}"
-    t = d.get("threads")
-    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= numba.config.NUMBA_NUM_THREADS:
-        return f"threads {t!r} is not in 1..{numba.config.NUMBA_NUM_THREADS}"
-    options = d.get("options") or {}
-    if not isinstance(options, dict) or set(options) - set(spec.options):
-        return f"options {options!r} are not those of {spec.name}"
-    for k, v in options.items():
-        if not (v is None or _positive_int(v) or (isinstance(v, list) and len(v) == 2
-                                                  and all(map(_positive_int, v)))):
-            return f"option {k}={v!r} is not a positive integer"
-    b = d.get("bottlenecks", [])
-    if not isinstance(b, list) or not all(isinstance(c, str) and c in CLASSES for c in b):
-        return f"bottlenecks {b!r} are not classes of {CLASSES}"
-    p = d.get("predicted_speedup")
-    if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float))
-                          or not math.isfinite(p) or p <= 0):
-        return f"predicted_speedup {p!r} is not a positive number"
-    return None
-
-
-def _positive_int(v):
-    return isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**40
 
 
 class TuningCache:
@@ -139,31 +93,34 @@ class TuningCache:
                 return None
 
     def get(self, key):
-        """The stored decision, or None.  A stored row that is not a valid
-        decision (edited, corrupt, from a kernel that no longer exists) is
-        dropped with a warning, so the caller selects again."""
         row = self._run(lambda con: con.execute(
             "SELECT decision FROM decisions WHERE key = ?", (key,)).fetchone())
-        if not row:
+        try:
+            return json.loads(row[0]) if row else None
+        except ValueError:
+            return None
+
+    def get_decision(self, key, max_threads):
+        """The :class:`~spmvtune.decision.Decision` stored under ``key``, or None.
+        A row that is not a valid decision (unknown kernel, threads outside
+        1..max_threads, ...) is dropped with a warning, so it is made again."""
+        from .decision import Decision
+        doc = self.get(key)
+        if doc is None:
             return None
         try:
-            decision = json.loads(row[0])
-        except (ValueError, TypeError):
-            decision, problem = None, "not JSON"
-        else:
-            problem = decision_problem(decision)
-        if problem is None:
-            return decision
-        warnings.warn(f"tuning cache {self.path}: dropped an invalid decision ({problem}); "
-                      "selecting again", stacklevel=2)
-        self.delete(key)
-        return None
+            return Decision.from_json(doc, max_threads)
+        except ValueError as exc:
+            warnings.warn(f"tuning cache {self.path}: dropping an invalid decision ({exc}); "
+                          "selecting again")
+            self.delete(key)
+            return None
 
     def delete(self, key):
-        def drop(con):
+        def remove(con):
             with con:
                 con.execute("DELETE FROM decisions WHERE key = ?", (key,))
-        self._run(drop)
+        self._run(remove)
 
     def put(self, key, decision):
         def write(con):

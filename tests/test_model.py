@@ -16,6 +16,8 @@ from spmvtune.train import ResultsStore, generated_matrices, measure_matrix, swe
 from conftest import family_matrix
 
 ORDER = kernel_names()
+#: Tests time quickly: the figures are not what they check.
+FAST = {"repeats": 2, "batch_seconds": 1e-4}
 
 
 def test_label_prefers_the_simplest_within_tolerance():
@@ -28,18 +30,48 @@ def test_label_prefers_the_simplest_within_tolerance():
 def records(tmp_path_factory):
     """A tiny real sweep: generated families at 1% size, every kernel timed."""
     store = ResultsStore(tmp_path_factory.mktemp("train") / "store.sqlite")
-    items = [it for i, it in enumerate(generated_matrices(scale=0.01)) if i % 6 == 0]
-    measured, skipped, failed = sweep(items, store, threads=2)
+    items = [it for i, it in enumerate(generated_matrices(scale=0.01)) if i % 20 == 0]
+    measured, skipped, failed = sweep(items, store, threads=2, timing=FAST)
     assert measured == len(items) and failed == 0
     assert sweep(items, store, threads=2) == (0, len(items), 0)     # resumed: nothing redone
     return store.records()
 
 
 def test_record_contents():
-    rec = measure_matrix(family_matrix("power_law"), threads=2, repeats=3, min_seconds=0)
-    assert rec["threads"] == 1                        # below SMALL_NNZ
-    assert "csr_balanced" in rec["times"] and "csr_sym" not in rec["times"]
+    rec = measure_matrix(family_matrix("power_law"), threads=2, **FAST)
+    assert rec["threads"] == 2
+    assert {"csr_balanced@1", "csr_balanced@2", "csr_serial@1"} <= set(rec["times"])
+    assert "csr_serial@2" not in rec["times"] and "csr_sym@1" not in rec["times"]
     assert set(rec["setup"]) == set(rec["times"]) and rec["profile"]["t_base"] > 0
+    assert not rec["errors"]
+
+
+def test_a_wrong_kernel_is_recorded_not_timed(monkeypatch):
+    """Every pair is checked against SciPy before it is timed."""
+    spec = spmvtune.pool.get_kernel("csr_unroll4")
+    broken = spec.prepare
+
+    def wrong(csr, threads, **kw):
+        p = broken(csr, threads, **kw)
+        p.args = (p.args[0], p.args[1], p.args[2], p.args[3] * 2.0)     # doubled values
+        return p
+    object.__setattr__(spec, "prepare", wrong)          # specs are frozen: patched by hand
+    try:
+        rec = measure_matrix(family_matrix("banded"), threads=2, kernels=["csr_balanced",
+                                                                          "csr_unroll4"], **FAST)
+    finally:
+        object.__setattr__(spec, "prepare", broken)
+    assert "csr_unroll4@1" in rec["errors"] and "wrong result" in rec["errors"]["csr_unroll4@1"]
+    assert "csr_unroll4@1" not in rec["times"] and "csr_balanced@2" in rec["times"]
+
+
+def test_large_pools_are_timed_in_groups_against_the_baseline(monkeypatch):
+    from spmvtune import train
+    monkeypatch.setattr(train, "GROUP_BYTES", 1)          # one kernel per group
+    rec = measure_matrix(family_matrix("banded"), threads=2,
+                         kernels=["csr_balanced", "csr_unroll4", "csr_rows"], **FAST)
+    assert {"csr_unroll4@1", "csr_rows@2", "csr_balanced@2"} <= set(rec["times"])
+    assert all(v > 0 for v in rec["times"].values())
 
 
 def _fake_records(n=60, seed=0):
@@ -93,7 +125,8 @@ def test_model_trained_on_real_timings_drives_select(records, tmp_path, monkeypa
     m.save(model_mod.user_model_path())
     A = family_matrix("blocks")
     op = spmvtune.select_kernel(A, mode="features", threads=2)
-    assert "model" in op.selection_source and op.kernel in m.classes + ["csr_balanced"]
+    assert "model" in op.selection_source
+    assert op.kernel in {c.partition("@")[0] for c in m.classes} | {"csr_balanced"}
     x = np.ones(A.shape[1])
     np.testing.assert_allclose(op(x), A @ x, rtol=1e-12, atol=1e-12)
 
@@ -121,21 +154,26 @@ def test_train_cli(tmp_path, monkeypatch):
         import scipy.io
         scipy.io.mmwrite(d / name, family_matrix(fam))
     (d / "bad.mtx").write_text("not a matrix\n")
-    out = tmp_path / "model.json"
+    out = tmp_path / "models"
     r = CliRunner().invoke(main, ["train", str(d), "--no-generated", "--out", str(out),
-                                  "--store", str(tmp_path / "s.sqlite"), "--kind", "tree"])
+                                  "--store", str(tmp_path / "s.sqlite"), "--kind", "tree",
+                                  "--repeats", "2", "--batch-seconds", "0.0001"])
     assert r.exit_code == 0, r.output
-    assert "failed 1" in r.output and out.exists()
-    assert TreeModel(json.loads(out.read_text())).classes
+    assert "failed 1" in r.output and (out / "costmodel.json").exists()
+    assert TreeModel(json.loads((out / "model.json").read_text())).classes
+    assert json.loads((out / "costmodel.json").read_text())["format"] == "spmvtune-cost-model"
+    r = CliRunner().invoke(main, ["train", "--no-generated", "--fit-only", "--out", str(out),
+                                  "--store", str(tmp_path / "s.sqlite")])
+    assert r.exit_code == 0 and "measured" not in r.output, r.output
 
 
-def test_rule_with_profile_is_the_default(records, tmp_path, monkeypatch):
-    """auto/profile use the bottleneck rule (the cross-validation winner), not the model."""
+def test_each_mode_uses_its_own_selector(records, tmp_path, monkeypatch):
+    """auto and predicted use the cost model, profile the bottleneck rule,
+    features the forest."""
     monkeypatch.setenv("SPMVTUNE_CACHE_DIR", str(tmp_path))
     fit_model(records, ORDER, kind="tree").save(model_mod.user_model_path())
     A = family_matrix("power_law")
-    for mode in ("auto", "profile"):
-        op = spmvtune.select_kernel(A, mode=mode, threads=2, cache=False)
-        assert "rule" in op.selection_source or "timed" in op.selection_source
-    op = spmvtune.select_kernel(A, mode="features", threads=2, cache=False)
-    assert "model" in op.selection_source or "timed" in op.selection_source
+    sources = {mode: spmvtune.select_kernel(A, mode=mode, threads=2, cache=False).selection_source
+               for mode in ("auto", "predicted", "profile", "features")}
+    assert sources["auto"].startswith("auto") and sources["predicted"] == "predicted"
+    assert "rule" in sources["profile"] and "model" in sources["features"]

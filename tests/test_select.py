@@ -24,14 +24,16 @@ def cache(tmp_path, monkeypatch):
     return TuningCache()
 
 
-@pytest.mark.parametrize("mode", ["auto", "features", "profile", "exhaustive"])
+@pytest.mark.parametrize("mode", ["auto", "predicted", "features", "profile", "exhaustive"])
 @pytest.mark.parametrize("family", ["power_law", "stencil", "blocks", "short_rows", "empty_0x5"])
 def test_modes_choose_a_correct_kernel(mode, family, cache):
     A = family_matrix(family)
     op = spmvtune.select_kernel(A, mode=mode, threads=2)
     assert op.kernel in spmvtune.kernel_names()
-    assert op.selection_source.startswith(mode) or op.selection_source.startswith("auto")
+    assert op.selection_source.startswith(mode)
     assert op.selection_seconds > 0 and op.break_even_calls is not None
+    assert op.decision.kernel == op.kernel and op.decision.threads == op.threads
+    assert 1 <= op.threads <= 2
     x = np.random.default_rng(0).uniform(-1, 1, A.shape[1])
     assert_matches(op(x), A, x, f"{mode}/{family}")
 
@@ -79,7 +81,7 @@ def test_corrupt_or_foreign_cache_is_rebuilt(cache):
 def _writer(path, start):
     c = TuningCache(path)
     for i in range(start, start + 40):
-        c.put(f"k{i}", {"kernel": "csr_balanced", "threads": 1, "i": i})
+        c.put(f"k{i}", {"kernel": "csr_balanced", "i": i})
         assert c.get(f"k{i}")["i"] == i
 
 
@@ -98,12 +100,22 @@ def test_few_expected_calls_skip_selection(cache):
     A = generate.fem_blocks(3000, 8)
     op = spmvtune.select_kernel(A, expected_calls=5, threads=2)
     assert op.kernel == "csr_balanced" and "no selection" in op.selection_source
-    op = spmvtune.select_kernel(A, expected_calls=50, threads=2)
-    assert op.kernel == "csr_balanced" and "cannot repay a profile" in op.selection_source
-    many = spmvtune.select_kernel(A, expected_calls=10**6, threads=2)
-    few = spmvtune.select_kernel(A, expected_calls=20, threads=2)
-    if many.kernel in ("bcsr", "bcsr_vi", "csr_delta"):     # setups of ~100+ products
-        assert few.kernel == "csr_balanced" and "cannot repay" in few.selection_source
+    assert op.break_even_calls == 0.0
+
+
+def test_a_setup_the_calls_cannot_repay_is_not_made(cache, monkeypatch):
+    """With few expected calls, a kernel whose setup costs more than it saves
+    is replaced by the baseline."""
+    from spmvtune import select
+    from spmvtune.decision import Decision
+    A = generate.fem_blocks(3000, 8)
+    slow_setup = Decision("bcsr", 2, predicted_speedup=1.01, predicted_seconds=1e-4,
+                          source="auto (predicted)")
+    monkeypatch.setattr(select._Selection, "_auto", lambda self: slow_setup)
+    few = spmvtune.select_kernel(A, expected_calls=20, threads=2, cache=False)
+    assert few.kernel == "csr_balanced" and "cannot repay" in few.selection_source
+    many = spmvtune.select_kernel(A, expected_calls=10**7, threads=2, cache=False)
+    assert many.kernel == "bcsr"
 
 
 def test_linear_operator_in_cg(cache):
@@ -128,6 +140,49 @@ def test_bad_selection_arguments():
         spmvtune.select_kernel(A, options={"distance": 3})
 
 
+def test_bad_budget_arguments():
+    A = family_matrix("random")
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="max_extra_bytes"):
+            spmvtune.select_kernel(A, max_extra_bytes=bad)
+
+
+@pytest.mark.parametrize("mode", ["auto", "predicted", "exhaustive"])
+def test_memory_budget_leaves_out_kernels_that_copy(mode, cache):
+    """max_extra_bytes=0 leaves only kernels that run on the caller's arrays."""
+    A = generate.stencil3d(12)                   # bcsr_vi, csr_sym, ... would copy
+    op = spmvtune.select_kernel(A, threads=2, mode=mode, max_extra_bytes=0, cache=False)
+    assert spmvtune.pool.get_kernel(op.kernel).shares_input, op.kernel
+    assert op.nbytes == A.data.nbytes + A.indices.nbytes + A.indptr.nbytes
+    assert op._args[2].base is not None           # a view, not a copy
+    x = np.ones(A.shape[1])
+    assert_matches(op(x), A, x, f"{mode}, no extra memory")
+
+
+def test_memory_budget_is_part_of_the_cache_key(cache):
+    A = generate.stencil3d(10)
+    spmvtune.select_kernel(A, threads=2, max_extra_bytes=0)
+    op = spmvtune.select_kernel(A, threads=2, max_extra_bytes=10**9)
+    assert op.selection_source != "cache"
+
+
+def test_invalid_cached_decisions_are_dropped_and_made_again(cache):
+    from spmvtune.tuning_cache import decision_key
+    A = family_matrix("random")
+    key = decision_key(as_canonical_csr(A), 2, "auto")
+    for bad in ({"kernel": "csr_balanced", "threads": 0}, {"kernel": "no_such_kernel", "threads": 1},
+                {"kernel": "csr_prefetch", "threads": 1, "options": [["bogus", 1]]},
+                {"kernel": "csr_balanced", "threads": 1, "predicted_speedup": -3},
+                ["not", "a", "decision"]):
+        cache.put(key, bad)
+        with pytest.warns(UserWarning, match="dropping an invalid decision"):
+            op = spmvtune.select_kernel(A, threads=2)
+        assert op.selection_source != "cache" and op.threads >= 1
+        x = np.ones(A.shape[1])
+        assert_matches(op(x), A, x, "recomputed")
+        assert spmvtune.select_kernel(A, threads=2).selection_source == "cache"
+
+
 def test_forced_kernel_reports_no_prediction():
     op = spmvtune.select_kernel(family_matrix("random"), kernel="csr_prefetch", threads=2)
     assert op.selection_source == "forced" and op.predicted_speedup is None
@@ -141,3 +196,34 @@ def test_cache_cli(cache):
     r = CliRunner().invoke(main, ["cache", "clear"])
     assert r.exit_code == 0 and "cleared" in r.output
     assert cache.info()["entries"] == 0
+
+
+def test_auto_times_only_the_pairs_the_model_cannot_separate():
+    """plan_check on injected predictions: pairs within the margin of the best,
+    plus the baseline, and nothing when the check would cost more than it can gain."""
+    from spmvtune.select import MARGIN, MAX_TIMED, plan_check
+    setup = {"csr_balanced": 0.0, "bcsr": 2e-3, "csr_sym": 1e-3, "csr_vi": 1e-3}.get
+    ranked = [(1.00e-3, "bcsr", 2), (1.05e-3, "csr_sym", 2), (1.60e-3, "csr_vi", 2),
+              (2.00e-3, "csr_balanced", 2), (3.5e-3, "csr_balanced", 1)]
+    no_error = lambda k, t: 0.0                                  # noqa: E731
+    assert plan_check(ranked, 2e-3, 1000, setup, no_error) == [("bcsr", 2), ("csr_sym", 2),
+                                                                ("csr_balanced", 2)]
+    # a model that says it is 60% off widens the margin
+    assert ("csr_vi", 2) in plan_check(ranked, 2e-3, 1000, setup, lambda k, t: 0.6)
+    assert len(plan_check(ranked, 2e-3, 1000, setup, lambda k, t: 5.0)) == MAX_TIMED + 1
+    # too few calls to repay preparing and timing the candidates: trust the prediction
+    assert plan_check(ranked, 2e-3, 5, setup, no_error) == []
+    # a clear winner that is the baseline: nothing to time
+    clear = [(1e-3, "csr_balanced", 2), (2e-3, "bcsr", 2)]
+    assert plan_check(clear, 1e-3, 1000, setup, no_error) == []
+    assert MARGIN > 0
+
+
+def test_thread_count_is_chosen_per_matrix(cache):
+    """No fixed nonzero cutoff: a tiny matrix runs on one thread (the launch
+    costs more than it saves), a large balanced one on two."""
+    tiny = spmvtune.select_kernel(family_matrix("diagonal"), threads=2, cache=False)
+    assert tiny.threads == 1
+    big = generate.banded(400_000, 4)                        # 3.6M nonzeros
+    op = spmvtune.select_kernel(big, threads=2, mode="predicted", cache=False)
+    assert op.threads == 2

@@ -20,7 +20,7 @@ from ..io import MatrixLoadError
 OK, FAILED, SKIPPED, TIMEOUT = "ok", "failed", "skipped", "timeout"
 #: A kernel is "correct" (for selection accuracy) within this of the fastest.
 NEAR_BEST = 0.05
-PEERS = ("scipy", "mkl_csr", "mkl_ie")
+PEERS = ("scipy", "mkl_csr", "mkl_ie", "graphblas")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Options:
     all_kernels: bool = False
     one_thread: bool = False
     mkl: bool = True
+    graphblas: bool = True
     cache: bool = True
     max_nnz: int | None = None
     kernels: tuple = field(default_factory=tuple)   # with all_kernels: only these
@@ -89,9 +90,9 @@ def measure_matrix(A, opts, phase=None):
     from .. import select_kernel
     from ..analysis import structural_bottlenecks
     from ..machine import csr_bytes, machine_profile
-    from ..pool import KernelUnusable, kernel_names
+    from ..pool import KernelUnusable, get_kernel, kernel_names
     from ..select import BASELINE
-    from ..timing import OPENMP_SPIN_SECONDS, interleaved_medians
+    from ..timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
     from ..validate import first_mismatch
 
     phase = phase or (lambda what: None)
@@ -100,6 +101,7 @@ def measure_matrix(A, opts, phase=None):
     y = np.empty(A.shape[0])
     ref = A @ x
     contestants, errors = {"scipy": lambda: A @ x}, {}
+    kernel_bytes = {}
 
     def check(name, fn):
         """Add ``fn`` as a contestant if its product agrees with SciPy."""
@@ -122,16 +124,24 @@ def measure_matrix(A, opts, phase=None):
     check("selected", lambda: sel.matvec(x, out=y))
     wanted = ([BASELINE] + [n for n in (opts.kernels or kernel_names()) if n != BASELINE]
               if opts.all_kernels else [BASELINE])
-    for name in wanted:
-        phase(f"preparing {name}")
+    # with --all-kernels every kernel runs at the sweep's threads and, as
+    # "kernel@1", on one thread: the oracle is the fastest (kernel, threads) pair
+    pairs = [(name, opts.threads) for name in wanted]
+    if opts.all_kernels and opts.threads > 1:
+        pairs += [(name, 1) for name in wanted if not get_kernel(name).serial_only]
+    for name, t in pairs:
+        label = "baseline" if (name, t) == (BASELINE, opts.threads) else (
+            name if t == opts.threads else f"{name}@{t}")
+        phase(f"preparing {label}")
         try:
-            op = select_kernel(A, kernel=name, threads=opts.threads)
+            op = select_kernel(A, kernel=name, threads=t)
         except KernelUnusable:
             continue
         except Exception as exc:      # noqa: BLE001
-            errors[name] = f"{type(exc).__name__}: {exc}"
+            errors[label] = f"{type(exc).__name__}: {exc}"
             continue
-        check("baseline" if name == BASELINE else name, lambda op=op: op.matvec(x, out=y))
+        if check(label, lambda op=op: op.matvec(x, out=y)):
+            kernel_bytes[label] = op.nbytes
     if opts.one_thread:
         sel1 = select_kernel(A, threads=1, cache=opts.cache)
         check("selected_1t", lambda: sel1.matvec(x, out=y))
@@ -147,9 +157,19 @@ def measure_matrix(A, opts, phase=None):
                     continue
                 check(label, lambda m=m: m(x, y))
 
+    if opts.graphblas:
+        from ..peers import GraphBLASMatrix, graphblas_available
+        if graphblas_available()[0]:
+            try:
+                g = GraphBLASMatrix(A, opts.threads)
+                if check("graphblas", lambda g=g: g(x, y)):
+                    contestants["graphblas"] = g.mxv        # the product alone (x loaded)
+            except Exception as exc:   # noqa: BLE001
+                errors["graphblas"] = f"{type(exc).__name__}: {exc}"
     phase("timing " + ", ".join(contestants))
     spin = {k: OPENMP_SPIN_SECONDS for k in ("mkl_csr", "mkl_ie") if k in contestants}
-    seconds = interleaved_medians(contestants, repeats=opts.repeats, settle=spin)
+    seconds = interleaved_medians(contestants, repeats=opts.repeats, settle=spin,
+                                  batch_seconds=STABLE_BATCH_SECONDS)
     if opts.all_kernels and "baseline" in seconds:
         seconds[BASELINE] = seconds["baseline"]      # timed once, listed in the pool too
     bottlenecks = list(sel.bottlenecks) or structural_bottlenecks(A, opts.threads)
@@ -159,6 +179,8 @@ def measure_matrix(A, opts, phase=None):
            "reason": "; ".join(f"{k}: {v}" for k, v in errors.items()) or None,
            "seconds": seconds, "kernel_errors": errors,
            "selected_kernel": sel.kernel, "selected_threads": sel.threads,
+           "selected_bytes": sel.nbytes, "kernel_bytes": kernel_bytes,
+           "break_even_calls": sel.break_even_calls,
            "selection_source": sel.selection_source,
            "selection_seconds": sel.selection_seconds, "setup_seconds": sel.setup_seconds,
            "bottlenecks": bottlenecks,

@@ -44,7 +44,7 @@ def summarize(rows):
          "measured": sum(r.get("status") == OK for r in rows),
          "skipped": sum(r.get("status") == SKIPPED for r in rows),
          "failed": sum(r.get("status") not in (OK, SKIPPED) for r in rows)}
-    for over in ("scipy", "baseline", "mkl_csr", "mkl_ie"):
+    for over in ("scipy", "baseline", "mkl_csr", "mkl_ie", "graphblas"):
         s[f"speedup_vs_{over}"] = geomean(v for r in ok if (v := speedup(r, over)) is not None)
         s[f"n_vs_{over}"] = sum(speedup(r, over) is not None for r in ok)
     s["oracle_vs_scipy"] = geomean(r["seconds"]["scipy"] / r["oracle_seconds"] for r in ok
@@ -89,8 +89,9 @@ def summary_lines(s):
     lines = [f"matrices {s['matrices']}: measured {s['measured']}, skipped {s['skipped']}, "
              f"failed {s['failed']}"]
     for over, label in (("scipy", "SciPy csr_matvec"), ("baseline", "CSR baseline"),
-                        ("mkl_csr", "MKL CSR"), ("mkl_ie", "MKL Inspector-Executor")):
-        if s[f"n_vs_{over}"]:
+                        ("mkl_csr", "MKL CSR"), ("mkl_ie", "MKL Inspector-Executor"),
+                        ("graphblas", "GraphBLAS mxv")):
+        if s.get(f"n_vs_{over}"):
             lines.append(f"selected vs {label:24s} {_x(s[f'speedup_vs_{over}'])} "
                          f"(geometric mean of {s[f'n_vs_{over}']})")
     if s["oracle_vs_scipy"]:

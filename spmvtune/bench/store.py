@@ -119,3 +119,49 @@ class BenchStore:
 def _contestant_order(name):
     first = ("selected", "selected_1t", "baseline", "scipy", "mkl_csr", "mkl_ie")
     return (first.index(name), "") if name in first else (len(first), name)
+
+
+def read_results(out_dir):
+    """A sweep's results as a pandas DataFrame: one row per matrix and contestant.
+
+    Columns: matrix, name, status, rows, cols, nnz, threads, contestant,
+    seconds (median per product), gflops, bytes (the contestant's matrix
+    storage: the kernel's for pool kernels, plain CSR for SciPy and the
+    peers), gbps (bytes + x + y over the time), selected_kernel, oracle_kernel,
+    regret.  Failed matrices appear once with contestant None and their reason.
+    out_dir: a ``bench --out`` directory (or its results.sqlite)."""
+    import pandas as pd
+    from ..machine import csr_bytes
+    path = Path(out_dir)
+    if path.is_dir():
+        path = path / "results.sqlite"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no bench results here")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = [json.loads(r) for (r,) in db.execute("SELECT row FROM rows ORDER BY rowid")]
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{path}: not a spmvtune results store ({exc})") from None
+    finally:
+        db.close()
+    out = []
+    for r in rows:
+        base = {k: r.get(k) for k in ("matrix", "name", "status", "rows", "cols", "nnz",
+                                      "threads", "selected_kernel", "oracle_kernel", "regret")}
+        seconds = r.get("seconds") or {}
+        if not seconds:
+            out.append({**base, "contestant": None, "seconds": None, "gflops": None,
+                        "bytes": None, "gbps": None, "reason": r.get("reason")})
+            continue
+        plain = csr_bytes(r["rows"], r["cols"], r["nnz"]) - 8.0 * (r["rows"] + r["cols"])
+        kb = r.get("kernel_bytes") or {}
+        for name, t in seconds.items():
+            nbytes = (r.get("selected_bytes") if name == "selected" else
+                      kb.get(name, kb.get("baseline") if name == "csr_balanced" else None))
+            nbytes = float(nbytes) if nbytes is not None else plain
+            out.append({**base, "contestant": name, "seconds": t,
+                        "gflops": 2.0 * r["nnz"] / t / 1e9 if t > 0 else None,
+                        "bytes": nbytes,
+                        "gbps": (nbytes + 8.0 * (r["rows"] + r["cols"])) / t / 1e9 if t > 0 else None,
+                        "reason": r.get("reason")})
+    return pd.DataFrame(out)

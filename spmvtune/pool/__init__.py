@@ -4,8 +4,10 @@ Families (one module each): ``csr`` (baselines, unrolled), ``split`` (long-row
 splitting), ``prefetch``, ``value_index``, ``delta``, ``symmetric``, ``dense``.
 """
 from . import csr, split, prefetch, colblock, value_index, delta, bcsr, symmetric, dense  # noqa: F401  (registers)
-from .registry import (CLASSES, CSR, KernelSpec, KernelUnusable, Prepared,
-                       get_kernel, kernel_names, kernel_specs)
+from .registry import (BALANCES, CLASSES, CSR, KernelSpec, KernelUnusable, Prepared,
+                       check_siblings, get_kernel, kernel_names, kernel_specs)
 
-__all__ = ["CLASSES", "CSR", "KernelSpec", "KernelUnusable", "Prepared",
+check_siblings()
+
+__all__ = ["BALANCES", "CLASSES", "CSR", "KernelSpec", "KernelUnusable", "Prepared",
            "get_kernel", "kernel_names", "kernel_specs"]

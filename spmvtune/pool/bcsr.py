@@ -21,13 +21,13 @@ from numba import njit, prange
 from ._loops import U1, U2, U3, value_at
 from .indices import nbytes, unsigned_for
 from .partition import balanced_rows
-from .registry import KernelSpec, KernelUnusable, Prepared, register
-from .value_index import value_index
+from .registry import KernelSpec, KernelUnusable, Prepared, register, value_bytes
+from .value_index import applies as vi_applies
+from .value_index import code_bytes, value_index
 
 #: Candidate block shapes (rows <= 4: one accumulator per block row).
 SHAPES = ((1, 1), (2, 2), (3, 3), (4, 4), (2, 1), (3, 1), (4, 1), (1, 2), (1, 3), (1, 4), (2, 4), (4, 2))
 MAX_FILL = 1.5
-_SAMPLE_NNZ = 400_000
 
 
 @njit(cache=True, nogil=True)
@@ -131,74 +131,174 @@ def runs_encode(csr, C, wide=False):
             bcol.astype(unsigned_for(max(n - 1, 0), wide)), bval)
 
 
-def _block_keys(rows, cols, R, C, n_cols):
-    """(block row, block start column) of each entry; starts shifted to fit."""
-    start = np.minimum((cols // C) * C, n_cols - C)
-    return rows // R, start
+@njit(cache=True, nogil=True, inline="always")
+def _key(col, C, n_cols):
+    """Start column of the block holding ``col``: aligned to C, shifted left to fit."""
+    return min((col // C) * C, n_cols - C)
 
 
-def estimate_bytes(csr, R, C):
-    """Estimated bytes of BCSR(R, C) storage and the fill ratio, from a sample."""
-    m, n = csr.shape
-    if R > m or C > n:
-        return np.inf, np.inf
-    indptr = np.asarray(csr.indptr, dtype=np.int64)
-    # a few evenly spaced stretches of block rows, about _SAMPLE_NNZ entries in all
-    stretch = max(R, (int(m * min(1.0, _SAMPLE_NNZ / max(csr.nnz, 1))) // 8 // R) * R)
-    starts = np.linspace(0, max(m - stretch, 0), 8).astype(np.int64) // R * R
-    stored = blocks = 0
-    for s in np.unique(starts):
+@njit(cache=True)
+def _block_counts(indptr, indices, n_cols, starts, stretch, counts):
+    """Blocks of every shape R x C (1 <= R, C <= 4) over the rows
+    ``[s, s + stretch)`` of each ``s`` in ``starts`` (multiples of 12, so that
+    block rows of every R align); ``counts[R - 1, C - 1] += blocks``.
+    R = 1 counts greedy unaligned runs (:func:`_runs`); R > 1 aligned blocks,
+    by merging the R sorted rows of each block row."""
+    m = indptr.shape[0] - 1
+    ptr = np.zeros(4, np.int64)
+    end = np.zeros(4, np.int64)
+    for s in starts:
         e = min(s + stretch, m)
-        k0, k1 = indptr[s], indptr[e]
-        if R == 1:
-            sub = np.asarray(indptr[s:e + 1] - k0)
-            nb = _runs(sub, np.asarray(csr.indices[k0:k1], dtype=np.int64), csr.data[k0:k1],
-                       C, n, True, sub, sub, csr.data[:1])
-        else:
-            rows = np.repeat(np.arange(s, e), np.diff(indptr[s:e + 1]))
-            br, bc = _block_keys(rows, np.asarray(csr.indices[k0:k1], dtype=np.int64), R, C, n)
-            nb = len(np.unique(br * n + bc))
-        blocks += nb
-        stored += k1 - k0
-    if stored == 0:
-        return 0.0, 1.0
-    fill = blocks * R * C / stored
-    return csr.nnz * (fill * 8.0 + 4.0 / (R * C)) + 4.0 * m / R, fill
+        for i in range(s, e):                                   # R = 1: runs
+            counts[0, 0] += indptr[i + 1] - indptr[i]
+            for C in range(2, 5):
+                if C > n_cols:
+                    continue
+                k = indptr[i]
+                while k < indptr[i + 1]:
+                    start = min(indices[k], n_cols - C)
+                    while k < indptr[i + 1] and indices[k] < start + C:
+                        k += 1
+                    counts[0, C - 1] += 1
+        for R in range(2, 5):
+            for r0 in range(s, e, R):
+                nr = min(R, m - r0)
+                for t in range(nr):
+                    ptr[t] = indptr[r0 + t]
+                    end[t] = indptr[r0 + t + 1]
+                l1 = l2 = l3 = l4 = -1
+                while True:
+                    col = -1
+                    for t in range(nr):
+                        if ptr[t] < end[t] and (col < 0 or indices[ptr[t]] < col):
+                            col = indices[ptr[t]]
+                    if col < 0:
+                        break
+                    for t in range(nr):
+                        if ptr[t] < end[t] and indices[ptr[t]] == col:
+                            ptr[t] += 1
+                    # block starts for C = 1..4 with constant divisors (no idiv)
+                    if col != l1:
+                        counts[R - 1, 0] += 1
+                        l1 = col
+                    k = min(col - col % 2, n_cols - 2)
+                    if k != l2:
+                        counts[R - 1, 1] += 1
+                        l2 = k
+                    k = min(col - col % 3, n_cols - 3)
+                    if k != l3:
+                        counts[R - 1, 2] += 1
+                        l3 = k
+                    k = min(col - col % 4, n_cols - 4)
+                    if k != l4:
+                        counts[R - 1, 3] += 1
+                        l4 = k
+
+
+#: Entries sampled to estimate block fill (contiguous stretches of rows).
+SAMPLE_NNZ = 100_000
+
+
+def block_estimates(csr, value_size=8.0, sample_nnz=SAMPLE_NNZ):
+    """{(R, C): (estimated bytes, fill)} for every shape of ``SHAPES``, from
+    about ``sample_nnz`` entries in 8 evenly spaced stretches of rows.
+
+    fill = stored values (explicit zeros included) / nonzeros; bytes = values
+    with fill + one 4-byte column per block + one 4-byte pointer per block row."""
+    m, n = csr.shape
+    nnz = csr.nnz
+    out = {}
+    if nnz == 0 or m == 0:                  # nothing to block: 1 x 1 (plain row pointers)
+        return {shape: ((4.0 * (m + 1), 1.0) if shape == (1, 1) else (np.inf, np.inf))
+                for shape in SHAPES}
+    indptr = np.asarray(csr.indptr, dtype=np.int64)
+    rows_wanted = max(12, int(m * min(1.0, sample_nnz / nnz)))
+    stretch = max(12, -(-rows_wanted // 8 // 12) * 12)
+    starts = np.unique(np.linspace(0, max(m - stretch, 0), 8).astype(np.int64) // 12 * 12)
+    counts = np.zeros((4, 4), np.int64)
+    _block_counts(indptr, np.asarray(csr.indices, dtype=np.int64), n, starts, stretch, counts)
+    stored = counts[0, 0]
+    for R, C in SHAPES:
+        if R > m or C > n or stored == 0:
+            out[(R, C)] = (np.inf, np.inf)
+            continue
+        fill = counts[R - 1, C - 1] * R * C / stored
+        out[(R, C)] = (nnz * fill * (value_size + 4.0 / (R * C)) + 4.0 * m / R, fill)
+    return out
+
+
+def best_shape(estimates):
+    """(shape, bytes, fill) with the fewest estimated bytes whose fill is at most MAX_FILL."""
+    best = ((1, 1), np.inf, 1.0)
+    for shape, (est, fill) in estimates.items():
+        if fill <= MAX_FILL and est < best[1]:
+            best = (shape, est, fill)
+    return best
 
 
 def choose_shape(csr):
     """The block shape with the fewest estimated bytes whose fill is at most MAX_FILL."""
-    best, best_bytes = (1, 1), np.inf
-    for R, C in SHAPES:
-        est, fill = estimate_bytes(csr, R, C)
-        if fill <= MAX_FILL and est < best_bytes:
-            best, best_bytes = (R, C), est
-    return best
+    return best_shape(block_estimates(csr))[0]
+
+
+@njit(cache=True, parallel=True)
+def _bcsr_fill(indptr, indices, data, R, C, n_cols, count_only, bptr, bcol, bval):
+    """Aligned R x C blocks, one block row per iteration (rows merged in column
+    order).  With count_only, bptr[bi + 1] = blocks of block row bi; else the
+    blocks of block row bi go to bptr[bi]:... (column-major values)."""
+    m = indptr.shape[0] - 1
+    n_brows = (m + R - 1) // R
+    for bi in prange(n_brows):
+        r0 = bi * R
+        nr = min(R, m - r0)
+        ptr = np.empty(R, np.int64)
+        end = np.empty(R, np.int64)
+        for t in range(nr):
+            ptr[t] = indptr[r0 + t]
+            end[t] = indptr[r0 + t + 1]
+        b = -1 if count_only else bptr[bi] - 1
+        nb = 0
+        last = -1
+        while True:
+            col = -1
+            for t in range(nr):
+                if ptr[t] < end[t] and (col < 0 or indices[ptr[t]] < col):
+                    col = indices[ptr[t]]
+            if col < 0:
+                break
+            key = _key(col, C, n_cols)
+            if key != last:
+                last = key
+                nb += 1
+                b += 1
+                if not count_only:
+                    bcol[b] = key
+            for t in range(nr):
+                if ptr[t] < end[t] and indices[ptr[t]] == col:
+                    if not count_only:
+                        bval[b * R * C + (col - key) * R + t] = data[ptr[t]]
+                    ptr[t] += 1
+        if count_only:
+            bptr[bi + 1] = nb
 
 
 def bcsr_encode(csr, R, C, wide=False):
+    """(bptr, bcol, bval) of aligned R x C blocks (R > 1), in two parallel O(nnz) passes."""
     m, n = csr.shape
     indptr = np.asarray(csr.indptr, dtype=np.int64)
-    rows = np.repeat(np.arange(m, dtype=np.int64), np.diff(indptr))
     cols = np.asarray(csr.indices, dtype=np.int64)
-    br, bc = _block_keys(rows, cols, R, C, n)
-    key = br * n + bc
-    order = np.argsort(key, kind="stable")
-    skey = key[order]
-    new = np.ones(len(skey), dtype=bool)
-    new[1:] = skey[1:] != skey[:-1]
-    block_of = np.cumsum(new) - 1                   # block index of each sorted entry
-    n_blocks = int(new.sum())
-    ukey = skey[new]
+    data = np.asarray(csr.data, dtype=np.float64)
     n_brows = -(-m // R)
     bptr = np.zeros(n_brows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(ukey // n if n else ukey, minlength=n_brows), out=bptr[1:])
+    dummy_i, dummy_f = np.zeros(1, np.int64), np.zeros(1)
+    _bcsr_fill(indptr, cols, data, R, C, n, True, bptr, dummy_i, dummy_f)
+    np.cumsum(bptr, out=bptr)
+    n_blocks = int(bptr[-1])
+    bcol = np.zeros(n_blocks, dtype=np.int64)
     bval = np.zeros(n_blocks * R * C)
-    rr = rows[order] - br[order] * R
-    cc = cols[order] - bc[order]
-    bval[block_of * (R * C) + cc * R + rr] = csr.data[order]     # column-major blocks
-    bcol = (ukey % n if n else ukey).astype(unsigned_for(max(n - 1, 0), wide))
-    return bptr.astype(unsigned_for(n_blocks, wide)), bcol, bval
+    _bcsr_fill(indptr, cols, data, R, C, n, False, bptr, bcol, bval)
+    return (bptr.astype(unsigned_for(n_blocks, wide)),
+            bcol.astype(unsigned_for(max(n - 1, 0), wide)), bval)
 
 
 def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
@@ -223,11 +323,32 @@ def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
 
 
 
+def storage(f):
+    """Estimated bytes of the best block shape (``bcsr_bytes``, from a sample)."""
+    return f["bcsr_bytes"]
+
+
+def storage_vi(f):
+    """The same blocks with value codes: explicit zeros are one more distinct value."""
+    distinct = f["distinct_values"] + 1
+    stored = f["bcsr_fill"] * f["nnz"]
+    return (f["bcsr_bytes"] - (value_bytes(f) - code_bytes(distinct)) * stored
+            + value_bytes(f) * distinct)
+
+
+def applies_vi(f):
+    return vi_applies({**f, "distinct_values": f["distinct_values"] + 1})
+
+
+_FACTS = dict(setup_products=10.0, c_template="bcsr.c")
 register(KernelSpec(
     "bcsr", ("MB", "CMP"),
     "register-blocked r x c BCSR (1 x c: unaligned runs), shape chosen by estimated bytes",
-    _prepare, {"shape": None}))
+    _prepare, {"shape": None}, storage=storage, siblings=("bcsr_vi",),
+    c_defines={"SPMV_BR": 2, "SPMV_BC": 2}, **_FACTS))
 register(KernelSpec(
     "bcsr_vi", ("MB", "CMP"),
     "bcsr with value-indexed values (stencils: runs of 3 at about 2.4 bytes per nonzero)",
-    partial(_prepare, value_indexed=True), {"shape": None}))
+    partial(_prepare, value_indexed=True), {"shape": None}, storage=storage_vi,
+    applies=applies_vi, siblings=("bcsr",),
+    c_defines={"SPMV_BR": 2, "SPMV_BC": 2, "SPMV_VALUE_INDEX": 1}, **_FACTS))

@@ -88,13 +88,17 @@ def _prepare_rows(par, ser, balance):
 
 register(KernelSpec(
     "csr_serial", (), "one thread, plain CSR loop: the reference baseline",
-    _prepare_rows(None, _rows_ser, "rows")))
+    _prepare_rows(None, _rows_ser, "rows"), balance="serial", serial_only=True, shares_input=True,
+    c_template="csr.c", c_defines={"SPMV_SERIAL": 1, "SPMV_BALANCE": 0}))
 register(KernelSpec(
     "csr_rows", (), "threads over equal row blocks: the usual parallel CSR",
-    _prepare_rows(_rows_par, _rows_ser, "rows")))
+    _prepare_rows(_rows_par, _rows_ser, "rows"), balance="rows", shares_input=True,
+    c_template="csr.c", c_defines={"SPMV_BALANCE": 0}))
 register(KernelSpec(
     "csr_balanced", ("IMB",), "threads over row blocks of equal nonzero count",
-    _prepare_rows(_rows_par, _rows_ser, "nnz")))
+    _prepare_rows(_rows_par, _rows_ser, "nnz"), siblings=("csr_unroll4",), shares_input=True,
+    c_template="csr.c", c_defines={"SPMV_BALANCE": 1}))
 register(KernelSpec(
     "csr_unroll4", ("CMP",), "nnz-balanced, inner loop unrolled with 4 accumulators",
-    _prepare_rows(_unroll_par, _unroll_ser, "nnz")))
+    _prepare_rows(_unroll_par, _unroll_ser, "nnz"), siblings=("csr_balanced",), shares_input=True,
+    c_template="csr.c", c_defines={"SPMV_UNROLL": 4}))

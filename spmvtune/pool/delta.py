@@ -19,8 +19,9 @@ from numba import njit, prange
 from ._loops import U0, U1, U2, U3, U4, value_at
 from .csr import row_partitions
 from .indices import U32_MAX, nbytes, unsigned_for
-from .registry import KernelSpec, KernelUnusable, Prepared, register
-from .value_index import value_index
+from .registry import KernelSpec, KernelUnusable, Prepared, register, value_bytes
+from .value_index import applies as vi_applies
+from .value_index import code_bytes, value_index
 
 WIDTHS = (1, 2, 4)
 _STREAM_T = (np.uint8, np.uint16, np.uint32)
@@ -148,11 +149,36 @@ def _prepare(csr, threads, *, value_indexed=False, wide=False):
     return Prepared(run, args, index_bytes + value_bytes, info)
 
 
+def storage(f, value_size=None):
+    """The gap streams and per-row data (``delta_index_bytes`` per nonzero, which
+    counts the 9 bytes per row) plus the values."""
+    v = value_bytes(f) if value_size is None else value_size
+    return (f["delta_index_bytes"] + v) * f["nnz"]
+
+
+def storage_vi(f):
+    return storage(f, code_bytes(f["distinct_values"])) + value_bytes(f) * f["distinct_values"]
+
+
+def applies(f):
+    if f["cols"] - 1 > U32_MAX:
+        return "more than 2**32 columns: gaps may not fit 32 bits"
+    return None
+
+
+def applies_vi(f):
+    return applies(f) or vi_applies(f)
+
+
+_NOTE = "gaps stored per row at 1/2/4 bytes after an absolute first column"
 register(KernelSpec(
     "csr_delta", ("MB",),
     "column indices as 8/16/32-bit gaps chosen per row",
-    _prepare))
+    _prepare, storage=storage, applies=applies, setup_products=4.0,
+    siblings=("csr_delta_vi",), c_template="csr_delta.c", c_note=_NOTE))
 register(KernelSpec(
     "csr_delta_vi", ("MB",),
     "csr_delta with value-indexed values: about 2 bytes per nonzero on stencils",
-    partial(_prepare, value_indexed=True)))
+    partial(_prepare, value_indexed=True), storage=storage_vi, applies=applies_vi,
+    setup_products=6.0, siblings=("csr_vi",), c_template="csr_delta.c",
+    c_defines={"SPMV_VALUE_INDEX": 1}, c_note=_NOTE))

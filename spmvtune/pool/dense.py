@@ -6,7 +6,7 @@ applied).  Refused above ``MAX_DENSE_BYTES``.
 """
 import numpy as np
 
-from .registry import KernelSpec, KernelUnusable, Prepared, register
+from .registry import KernelSpec, KernelUnusable, Prepared, register, value_bytes
 
 MAX_DENSE_BYTES = 1 << 30
 
@@ -26,7 +26,30 @@ def _prepare(csr, threads, *, wide=False):
     return Prepared(_gemv, (D,), D.nbytes, {"density": csr.nnz / max(m * n, 1)})
 
 
+#: Below this density the dense product does 20x the work of the sparse one
+#: and cannot win; the kernel is not considered there.
+MIN_DENSITY = 0.05
+
+
+def storage(f):
+    return value_bytes(f) * f["rows"] * f["cols"]
+
+
+def work(f):
+    return f["rows"] * f["cols"]
+
+
+def applies(f):
+    if storage(f) > MAX_DENSE_BYTES:
+        return (f"dense copy would take {storage(f) / 2**20:.0f} MiB "
+                f"(limit {MAX_DENSE_BYTES >> 20} MiB)")
+    if f["density"] < MIN_DENSITY:
+        return f"density {f['density']:.2g} < {MIN_DENSITY}: the dense product cannot win"
+    return None
+
+
 register(KernelSpec(
     "dense_gemv", ("CMP",),
     "dense BLAS gemv, for matrices dense enough that it wins",
-    _prepare))
+    _prepare, storage=storage, work=work, applies=applies, balance="blas",
+    setup_products=3.0, c_template="dense_gemv.c"))

@@ -15,19 +15,39 @@ def unsigned_for(max_value, wide=False):
     return np.uint64 if wide or max_value > U32_MAX else np.uint32
 
 
+def as_unsigned(a, dtype):
+    """``a`` (validated: no negative value) as ``dtype``: a zero-copy view when
+    the widths agree, else a converted copy."""
+    a = np.asarray(a)
+    if a.dtype.itemsize == np.dtype(dtype).itemsize and a.flags.c_contiguous:
+        return a.view(dtype)
+    return a.astype(dtype)
+
+
 def unsigned_csr(csr, wide=False, pad=0):
     """(indptr, indices) of ``csr`` as unsigned arrays.
 
+    Without ``pad`` these are views of the caller's arrays where the widths
+    agree (int32 -> uint32: no memory beyond the caller's matrix).
     ``wide=True`` forces uint64 (tests use it to exercise the 64-bit code
     paths without a 4-billion-nonzero matrix).  ``pad`` appends that many
     zero column indices, so a kernel may read ``indices[k + pad]`` safely.
     """
     n_cols = csr.shape[1]
-    indptr = csr.indptr.astype(unsigned_for(csr.nnz, wide))
+    indptr = as_unsigned(csr.indptr[:csr.shape[0] + 1], unsigned_for(csr.nnz, wide))
     idx_t = unsigned_for(max(n_cols - 1, 0), wide)
+    if pad == 0:
+        return indptr, as_unsigned(csr.indices[:csr.nnz], idx_t)
     indices = np.zeros(csr.nnz + pad, dtype=idx_t)
-    indices[:csr.nnz] = csr.indices
+    indices[:csr.nnz] = csr.indices[:csr.nnz]
     return indptr, indices
+
+
+def shares_input(csr, wide=False):
+    """Whether :func:`unsigned_csr` without padding views the caller's arrays."""
+    return (np.dtype(csr.indptr.dtype).itemsize == np.dtype(unsigned_for(csr.nnz, wide)).itemsize
+            and np.dtype(csr.indices.dtype).itemsize
+            == np.dtype(unsigned_for(max(csr.shape[1] - 1, 0), wide)).itemsize)
 
 
 def nbytes(*arrays):

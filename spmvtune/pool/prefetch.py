@@ -38,4 +38,5 @@ def _prepare(csr, threads, *, distance=DEFAULT_DISTANCE, wide=False):
 register(KernelSpec(
     "csr_prefetch", ("ML", "IMB"),
     "nnz-balanced CSR with software prefetch of x, `distance` nonzeros ahead",
-    _prepare, {"distance": DEFAULT_DISTANCE}))
+    _prepare, {"distance": DEFAULT_DISTANCE}, siblings=("csr_colblock_prefetch",),
+    c_template="csr.c", c_defines={"SPMV_PREFETCH": DEFAULT_DISTANCE}))

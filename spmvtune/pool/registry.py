@@ -1,10 +1,19 @@
-"""The kernel registry: one table that drives the API, the CLI, the docs and the tests.
+"""The kernel registry: one table that drives the API, the CLI, the docs, the
+selector, the cost model, emit, train and the tests.
 
 A kernel is a :class:`KernelSpec`.  Its ``prepare(csr, threads, **options)``
 converts a canonical :class:`CSR` once and returns a :class:`Prepared`: a
 callable ``run`` and the argument tuple it needs, so that one SpMV is
 ``run(*args, x, y)`` writing into a caller-allocated ``y`` (the convention of
 scipy's ``csr_matvec``).
+
+Every other fact about a kernel lives in its spec too, so that adding a kernel
+means one module (plus, optionally, one C template): whether it applies to a
+matrix (from the structural features, before anything is prepared), the bytes
+its storage streams per product, how it splits work over threads, what its
+setup costs, which siblings are worth timing beside it, and its C template.
+The functions of a spec take the features dict of
+:func:`spmvtune.features.structural_features` (``f``).
 """
 from dataclasses import dataclass, field
 from typing import Callable
@@ -14,6 +23,12 @@ import numpy as np
 #: Bottleneck classes of Elafrou et al.: memory bandwidth, memory latency,
 #: thread imbalance, computation.
 CLASSES = ("MB", "ML", "IMB", "CMP")
+#: How a kernel splits one product over threads (the cost model's imbalance):
+#: "rows" equal row blocks, "nnz" row blocks of equal nonzero count, "split"
+#: equal nonzero ranges (long rows shared), "serial" one thread only, "blas"
+#: a BLAS library's own threads.
+BALANCES = ("rows", "nnz", "split", "serial", "blas")
+U32_MAX = np.iinfo(np.uint32).max
 
 
 @dataclass(frozen=True)
@@ -54,9 +69,42 @@ class KernelUnusable(ValueError):
     """The kernel cannot represent this matrix (e.g. too many distinct values)."""
 
 
+# ---- facts shared by many kernels (functions of the features dict f) --------
+
+def index_bytes(max_value):
+    """Bytes of one unsigned index able to hold ``max_value`` (4 or 8)."""
+    return 4 if max_value <= U32_MAX else 8
+
+
+def value_bytes(f):
+    """Bytes of one stored value (8 for float64)."""
+    return float(f.get("value_bytes", 8.0))
+
+
+def csr_bytes(f, value_size=None):
+    """Bytes of plain CSR storage: row pointers, one index and one value per nonzero."""
+    v = value_bytes(f) if value_size is None else value_size
+    return (index_bytes(f["nnz"]) * (f["rows"] + 1)
+            + (index_bytes(max(f["cols"] - 1, 0)) + v) * f["nnz"])
+
+
+def nnz_work(f):
+    """Multiply-adds of one product: one per nonzero."""
+    return f["nnz"]
+
+
+def all_columns(f):
+    """Columns of x a product reaches into at once: all of them."""
+    return f["cols"]
+
+
+def always(f):
+    return None
+
+
 @dataclass(frozen=True)
 class KernelSpec:
-    """One entry of the pool.
+    """One entry of the pool, with every fact the rest of spmvtune reads.
 
     name: stable identifier used by the API and the CLI.
     targets: bottleneck classes the kernel is meant to relieve.
@@ -64,12 +112,56 @@ class KernelSpec:
     prepare: ``prepare(csr: CSR, threads: int, **options) -> Prepared``;
         raises :class:`KernelUnusable` with a reason when it cannot apply.
     options: default values of the tuning parameters ``prepare`` accepts.
+    storage: ``storage(f) -> bytes`` of the prepared matrix storage, which one
+        product streams (x and y excluded); also the memory the kernel keeps
+        beside the caller's matrix (``max_extra_bytes``).
+    work: ``work(f) -> multiply-adds`` of one product (nnz; m n for dense).
+    x_span: ``x_span(f) -> columns`` of x a product reaches into at once
+        (all columns; a column block for the blocked kernels).
+    balance: how one product is split over threads (one of ``BALANCES``).
+    applies: ``applies(f) -> None`` when the kernel can represent the matrix
+        whose features are ``f``, else the reason (cheap; ``prepare`` has the
+        last word and may still raise :class:`KernelUnusable`).
+    setup_products: conversion cost in baseline products, a prior that the
+        trained cost model replaces with measured setup times.
+    siblings: kernels worth timing beside this one when it is a candidate.
+    c_template, c_defines, c_note: the template of ``kernels/`` that ``emit``
+        fills, its ``#define``s, and how the C code differs (if it does).
+    serial_only: runs on one thread whatever the caller asks.
+    shares_input: runs on views of the caller's CSR arrays where their index
+        widths allow (no memory beyond the caller's matrix).
+    dtypes: value types the kernel runs (NumPy names); others are refused
+        with a reason.
+    max_vectors: the most right-hand sides one call takes (1: ``y = A x``
+        only; larger: also ``Y = A X`` for ``X`` of shape (n_cols, k)).
     """
     name: str
     targets: tuple
     summary: str
     prepare: Callable
     options: dict = field(default_factory=dict)
+    storage: Callable = csr_bytes
+    work: Callable = nnz_work
+    x_span: Callable = all_columns
+    balance: str = "nnz"
+    applies: Callable = always
+    setup_products: float = 1.0
+    siblings: tuple = ()
+    c_template: str | None = None
+    c_defines: dict = field(default_factory=dict)
+    c_note: str = ""
+    serial_only: bool = False
+    shares_input: bool = False
+    dtypes: tuple = ("float64",)
+    max_vectors: int = 1
+
+    def threads_for(self, threads):
+        """The thread count this kernel runs with when ``threads`` are asked for."""
+        return 1 if self.serial_only else threads
+
+    def refusal(self, f):
+        """Why this kernel cannot take the matrix of features ``f`` (None: it can)."""
+        return self.applies(f)
 
 
 _REGISTRY: dict[str, KernelSpec] = {}
@@ -81,6 +173,8 @@ def register(spec):
     unknown = set(spec.targets) - set(CLASSES)
     if unknown:
         raise ValueError(f"kernel {spec.name!r}: unknown targets {sorted(unknown)}")
+    if spec.balance not in BALANCES:
+        raise ValueError(f"kernel {spec.name!r}: balance must be one of {BALANCES}")
     _REGISTRY[spec.name] = spec
     return spec
 
@@ -100,3 +194,11 @@ def get_kernel(name):
 
 def kernel_specs():
     return tuple(_REGISTRY.values())
+
+
+def check_siblings():
+    """Every sibling named by a spec is registered (called once the pool is loaded)."""
+    for spec in _REGISTRY.values():
+        missing = [s for s in spec.siblings if s not in _REGISTRY]
+        if missing:
+            raise ValueError(f"kernel {spec.name!r}: unknown siblings {missing}")

@@ -70,8 +70,11 @@ def _prepare(csr, threads, *, distance=0, wide=False):
 register(KernelSpec(
     "csr_split", ("IMB",),
     "threads split the nonzeros evenly; rows longer than a share are split",
-    _prepare))
+    _prepare, balance="split", siblings=("csr_split_prefetch",), shares_input=True,
+    c_template="csr_split.c"))
 register(KernelSpec(
     "csr_split_prefetch", ("IMB", "ML"),
     "csr_split plus software prefetch of x (power-law graphs)",
-    partial(_prepare, distance=DEFAULT_DISTANCE), {"distance": DEFAULT_DISTANCE}))
+    partial(_prepare, distance=DEFAULT_DISTANCE), {"distance": DEFAULT_DISTANCE},
+    balance="split", siblings=("csr_split",),
+    c_template="csr_split.c", c_defines={"SPMV_PREFETCH": DEFAULT_DISTANCE}))

@@ -17,7 +17,8 @@ from numba import njit, prange
 from ._loops import U1
 from .csr import row_partitions
 from .indices import nbytes, unsigned_csr
-from .registry import CSR, KernelSpec, KernelUnusable, Prepared, register
+from .registry import (CSR, KernelSpec, KernelUnusable, Prepared, csr_bytes, register,
+                       value_bytes)
 
 
 @njit(cache=True, nogil=True)
@@ -115,7 +116,23 @@ def _prepare(csr, threads, *, wide=False):
                     {"stored_nnz": int(L.nnz), "buffer_entries": len(buf), "sign": sign})
 
 
+def storage(f):
+    """The lower triangle (about half the nonzeros, plus the diagonal) in CSR and
+    the per-thread buffers of transposed updates (at most one value per row)."""
+    half = {**f, "nnz": 0.5 * (f["nnz"] + f["rows"])}
+    return csr_bytes(half) + value_bytes(f) * f["rows"]
+
+
+def applies(f):
+    if f["rows"] != f["cols"]:
+        return "symmetric storage needs a square matrix"
+    if f["symmetric"] < 1.0:
+        return "the matrix is not symmetric or skew-symmetric"
+    return None
+
+
 register(KernelSpec(
     "csr_sym", ("MB",),
     "symmetric (or skew) matrices: lower triangle only, race-free threads",
-    _prepare))
+    _prepare, storage=storage, applies=applies, setup_products=5.0,
+    c_template="csr_sym.c"))

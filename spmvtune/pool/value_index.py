@@ -12,7 +12,8 @@ from ._loops import rows_par, rows_ser
 from .csr import row_partitions
 from .indices import nbytes, unsigned_csr
 from .prefetch import DEFAULT_DISTANCE, check_distance
-from .registry import KernelSpec, KernelUnusable, Prepared, register
+from .registry import (KernelSpec, KernelUnusable, Prepared, csr_bytes, register,
+                       value_bytes)
 
 MAX_DISTINCT = 1 << 16
 
@@ -67,11 +68,36 @@ def _prepare(csr, threads, *, distance=0, wide=False):
     return Prepared(run, args, nbytes(indptr, indices, vals, vidx), info)
 
 
+def code_bytes(distinct):
+    """Bytes of one value code for ``distinct`` distinct values."""
+    return 1 if distinct <= 256 else 2
+
+
+def applies(f):
+    """Usable when the (sampled) distinct values fit 16-bit codes and none is NaN."""
+    if f.get("has_nan", 0.0):
+        return "NaN values cannot be value-indexed"
+    if f["distinct_values"] > MAX_DISTINCT:
+        return f"more than {MAX_DISTINCT} distinct values"
+    return None
+
+
+def storage(f):
+    """Row pointers, one index and one code per nonzero, the table of distinct values."""
+    return (csr_bytes(f, value_size=code_bytes(f["distinct_values"]))
+            + value_bytes(f) * f["distinct_values"])
+
+
+_FACTS = dict(storage=storage, applies=applies, setup_products=3.0, c_template="csr.c")
 register(KernelSpec(
     "csr_vi", ("MB",),
     "values as 8/16-bit codes into a table of distinct values",
-    _prepare))
+    _prepare, siblings=("csr_delta_vi",),
+    c_defines={"SPMV_VALUE_INDEX": 1, "SPMV_UNROLL": 4}, **_FACTS))
 register(KernelSpec(
     "csr_vi_prefetch", ("MB", "ML"),
     "csr_vi plus software prefetch of x (pattern graphs with scattered columns)",
-    partial(_prepare, distance=DEFAULT_DISTANCE), {"distance": DEFAULT_DISTANCE}))
+    partial(_prepare, distance=DEFAULT_DISTANCE), {"distance": DEFAULT_DISTANCE},
+    siblings=("csr_prefetch",),
+    c_defines={"SPMV_VALUE_INDEX": 1, "SPMV_UNROLL": 4, "SPMV_PREFETCH": DEFAULT_DISTANCE},
+    **_FACTS))
