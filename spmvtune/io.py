@@ -620,6 +620,12 @@ def _load_npz(path, max_bytes=None):
     from .validate import as_checked_csr
     label = str(path)
     with _open_file(path) as f:
+        head = f.peek(8)[:8]
+        if not head:
+            raise MatrixFormatError(label, "an empty file, not a SciPy sparse .npz file")
+        if head.startswith(b"\x93NUMPY"):
+            raise MatrixFormatError(label, "a NumPy .npy array, not a SciPy sparse .npz file "
+                                           "(write one with scipy.sparse.save_npz)")
         try:
             arrays = _read_npz_members(f, label, max_bytes)
         except MatrixLoadError:

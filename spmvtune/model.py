@@ -191,10 +191,15 @@ def check_model_doc(doc):
     if (not isinstance(features, list) or not features or len(set(map(str, features))) != len(features)
             or not all(isinstance(f, str) and f in known for f in features)):
         raise ValueError(f"model features must be distinct names from {known}")
+    def known_label(c):               # "kernel" or "kernel@threads"
+        if not isinstance(c, str):
+            return False
+        kernel, at, t = c.partition("@")
+        return kernel in kernel_names() and (not at or t.isascii() and t.isdigit() and int(t) >= 1)
     if (not isinstance(classes, list) or not classes or len(set(map(str, classes))) != len(classes)
-            or not all(isinstance(c, str) and c in kernel_names() for c in classes)):
-        raise ValueError("model classes must be distinct kernel names of this spmvtune "
-                         f"(got {str(classes)[:200]})")
+            or not all(map(known_label, classes))):
+        raise ValueError("model classes must be distinct kernel names (or kernel@threads) of "
+                         f"this spmvtune (got {str(classes)[:200]})")
     if not isinstance(trees, list) or not 1 <= len(trees) <= MAX_TREES:
         raise ValueError(f"a model needs 1..{MAX_TREES} trees")
     speed = doc.get("class_speedup", {})
