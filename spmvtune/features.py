@@ -51,9 +51,8 @@ FORMULAS = {
     "few_values": "1 if the sample has <= 256 distinct values (value-index codes fit 8 bits)",
     "has_nan": "1 if the sample holds a NaN",
     "value_bytes": "bytes per stored value (8: float64)",
-    "symmetric": "1 if the file declared symmetric/skew, else the larger of the shares of "
-                 "sampled entries (i, j) whose mirror (j, i) holds the same value (symmetric) "
-                 "or its negation (skew-symmetric)",
+    "symmetric": "the larger of the shares of sampled entries (i, j) whose mirror (j, i) "
+                 "holds the same value (symmetric) or its negation (skew-symmetric)",
     "imbalance_rows": "threads x the largest share of nnz + m of the equal row blocks "
                       "(1 = balanced; row-partitioned kernels at `threads`)",
     "imbalance_nnz": "the same for the nnz-balanced row blocks (a long row cannot be split)",
@@ -333,8 +332,8 @@ def cheap_features(A, caches=None, threads=2):
 
 
 def _symmetry(csr, indptr, indices, samples=512):
-    if csr.symmetry in ("symmetric", "skew-symmetric"):
-        return 1.0
+    """Sampled even where the file declared a symmetry: the matrix may have been
+    edited since it was loaded (``csr_sym`` verifies it exactly in prepare)."""
     m, n = csr.shape
     if m != n or csr.nnz == 0:
         return 0.0

@@ -101,9 +101,19 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
     try:
         op = op or build_operator(csr, decision.kernel, decision.threads, decision.options_dict,
                                   wide_indices)
-    except KernelUnusable:
+    except (KernelUnusable, ValueError) as exc:
         if decision.source == "forced":
             raise
+        if decision.source == "cache":
+            # a stored decision this matrix cannot run (options out of range, ...):
+            # forget it and decide again
+            import warnings
+            warnings.warn(f"dropping a cached decision that cannot be prepared ({exc}); "
+                          "selecting again")
+            sel.forget_cached(mode)
+            return select_kernel(A, expected_calls=expected_calls, mode=mode, threads=threads,
+                                 cache=cache, wide_indices=wide_indices,
+                                 max_extra_bytes=max_extra_bytes)
         decision = Decision(BASELINE, decision.threads, (), decision.bottlenecks, 1.0, None,
                             f"{decision.kernel} unusable here; baseline")
         op = build_operator(csr, BASELINE, decision.threads, None, wide_indices)
@@ -174,6 +184,10 @@ class _Selection:
                                                             self.max_threads)
 
     # -- decisions --------------------------------------------------------------------
+
+    def forget_cached(self, mode):
+        from .tuning_cache import TuningCache, decision_key
+        TuningCache().delete(decision_key(self.csr, self.max_threads, mode, self.max_extra_bytes))
 
     def decide(self, mode, cache):
         if self.expected_calls is not None and self.expected_calls < MIN_CALLS:

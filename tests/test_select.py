@@ -227,3 +227,15 @@ def test_thread_count_is_chosen_per_matrix(cache):
     big = generate.banded(400_000, 4)                        # 3.6M nonzeros
     op = spmvtune.select_kernel(big, threads=2, mode="predicted", cache=False)
     assert op.threads == 2
+
+
+def test_a_cached_decision_that_cannot_be_prepared_is_made_again(cache):
+    from spmvtune.tuning_cache import decision_key
+    A = family_matrix("random")
+    key = decision_key(as_canonical_csr(A), 2, "auto")
+    cache.put(key, {"kernel": "csr_prefetch", "threads": 2, "options": [["distance", 10**6]]})
+    with pytest.warns(UserWarning, match="cannot be prepared"):
+        op = spmvtune.select_kernel(A, threads=2)
+    x = np.ones(A.shape[1])
+    assert_matches(op(x), A, x, "remade")
+    assert spmvtune.select_kernel(A, threads=2).selection_source == "cache"
