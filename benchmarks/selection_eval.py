@@ -1,232 +1,320 @@
-"""How good is the selector?  Cross-validation, held-out matrices, a CG solve.
+"""How good is the selector?  Cross-validation on the training store, then
+held-out matrices measured live.
 
-1. Cross-validation on the training store, grouped by matrix family (a family
-   is never in both the training and the test fold): accuracy (the chosen
-   kernel within 5% of the fastest), mean and worst regret (time of chosen /
-   time of fastest - 1) of a decision tree and a random forest on features,
-   and of a forest on features + profile, against "always csr_balanced",
-   "always the single best kernel" (picked on the training folds) and the
-   bottleneck rule of the analysis.
-2. Held-out matrices (../shared/matrices and the large generated families, none
-   used in training): select_kernel(A) as a solver calls it, its kernel timed
-   against SciPy, MKL Inspector-Executor and the fastest kernel of the pool,
-   side by side; the selection cost in baseline products.
-3. CG on a 3-D Poisson matrix with op.as_linear_operator() vs SciPy's matvec,
-   end to end including selection.
+1. Cross-validation (stored timings; a pick's regret is its stored time over
+   the fastest stored (kernel, threads) pair, minus 1):
+   - leave-family-out on the generated families: the cost model, the
+     random forest and the rule are fitted without the family they are
+     tested on;
+   - 5 folds over the real training matrices.
+   Selectors: the cost model's prediction ("predicted"), auto as it plans its
+   check (the planned pairs' stored times: no timing noise), the forest on
+   features (labels: the simplest pair within 5%), the bottleneck rule with
+   the micro-profile, and csr_balanced at all threads / at its best count.
+2. Held out (nothing tuned on them): the real matrices of the held-out part
+   (benchmarks/real_split.tsv), the unseen generated families
+   (spmvtune.generate.UNSEEN) and the large families (generate.LARGE).  Each
+   as a solver calls it, ``select_kernel(A, cache=False)`` with the shipped
+   models, then every (kernel, threads) pair of the pool, SciPy, MKL IE (best
+   of 1 and all threads) and GraphBLAS timed in interleaved rounds of 20 ms
+   batches, anchored on csr_balanced so groups compare.  Rows are stored as
+   they are measured (resumable).
 
-    python benchmarks/selection_eval.py --store STORE.sqlite [--shared DIR]
+    python benchmarks/selection_eval.py --store benchmarks/results/training.sqlite \
+        [--shared ../shared/matrices/suitesparse] [--cv-only | --heldout-only]
 """
 import argparse
+import json
+import sqlite3
+import sys
 import time
 import warnings
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.linalg import cg
 
 import spmvtune
 from spmvtune import generate, peers
+from spmvtune.costmodel import fit as fit_cost_model
+from spmvtune.decision import BASELINE
+from spmvtune.machine import machine_profile
 from spmvtune.model import TOLERANCE, dataset, make_estimator
-from spmvtune.pool import KernelUnusable, kernel_names
-from spmvtune.select import CHECK_WITH
-from spmvtune.timing import interleaved_medians
-from spmvtune.train import ResultsStore
+from spmvtune.pool import get_kernel, kernel_names, kernel_specs
+from spmvtune.select import HORIZON, plan_check, thread_candidates
+from spmvtune.timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
+from spmvtune.train import ResultsStore, measure_matrix
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from real_split import read_split  # noqa: E402
 
 ORDER = list(kernel_names())
 
 
-def regret(times, kernel):
-    t = times.get(kernel, times["csr_balanced"])     # unusable -> the baseline runs
+def regret(times, key):
+    """Stored time of the pick over the fastest, minus 1 (an unusable pick runs the baseline)."""
+    t = times.get(key)
+    if t is None:
+        t = min(v for k, v in times.items() if k.startswith(BASELINE + "@"))
     return t / min(times.values()) - 1.0
 
 
-def summarize(name, regrets):
-    r = np.array(regrets)
-    acc = np.mean(r <= TOLERANCE)
-    print(f"  {name:34s} accuracy {acc:6.1%}  mean regret {r.mean():6.1%}  worst {r.max():7.1%}")
-    return acc, r.mean(), r.max()
+def line(name, regrets):
+    r = np.asarray(regrets)
+    if not len(r):
+        return f"  {name:44s} (none)"
+    return (f"  {name:44s} n={len(r):4d}  within 5% {np.mean(r <= TOLERANCE):6.1%}  "
+            f"mean regret {r.mean():6.1%}  worst {r.max():7.1%}")
 
 
-def cross_validation(records):
-    from sklearn.model_selection import GroupKFold
-    print(f"1. Cross-validation grouped by family ({len(records)} training matrices)")
-    X, y, groups, kept = dataset(records, ORDER)
-    times = [rec["times"] for _, _, rec in kept]
-    n_groups = len(set(groups))
-    folds = list(GroupKFold(n_splits=min(5, n_groups)).split(X, y, groups))
-    out = {}
-    for label, kind, use_profile in (("decision tree (features)", "tree", False),
-                                     ("random forest (features)", "forest", False),
-                                     ("gradient boosting (features)", "boosting", False),
-                                     ("random forest (features + profile)", "forest", True)):
-        Xp, yp, gp, keptp = dataset(records, ORDER, use_profile) if use_profile else (X, y, groups, kept)
-        tp = [rec["times"] for _, _, rec in keptp]
-        regs = []
-        for tr, te in GroupKFold(n_splits=min(5, n_groups)).split(Xp, yp, gp):
-            est = make_estimator(kind).fit(Xp[tr], yp[tr])
-            regs += [regret(tp[i], k) for i, k in zip(te, est.predict(Xp[te]))]
-        out[label] = summarize(label, regs)
+# ---- 1. cross-validation ------------------------------------------------------------
+
+def cost_model_picks(model, rec, machine, threads):
+    """(predicted pick, auto's planned pick) of a fitted cost model on a stored record."""
+    f = rec["features"]
+    ranked = model.rank(f, machine, kernel_specs(), thread_candidates(threads), threads)
+    ranked = [r for r in ranked if f"{r[1]}@{r[2]}" in rec["times"]] or ranked
+    best = f"{ranked[0][1]}@{ranked[0][2]}"
+    t_base = min((t for t, k, _ in ranked if k == BASELINE), default=ranked[0][0])
+    timed = plan_check(ranked, t_base, HORIZON,
+                       lambda k: model.predict_setup(get_kernel(k), f, t_base),
+                       lambda k, t: model.error.get(f"{k}@{t}", 0.0))
+    if not timed:
+        return best, best
+    keys = [f"{k}@{t}" for k, t in timed if f"{k}@{t}" in rec["times"]]
+    return best, min(keys, key=rec["times"].get) if keys else best
+
+
+def evaluate_fold(train, test, machine, threads, out):
+    model = fit_cost_model([r for _, _, r in train], machine, kernel_specs(), threads)
+    labels_ok = len({lab for lab in dataset(train, ORDER)[1]}) > 1
+    forest = None
+    if labels_ok:
+        X, y, _, _ = dataset(train, ORDER)
+        forest = make_estimator("forest").fit(X, y)
+    Xt, _, _, kept = dataset(test, ORDER)
+    for i, (name, family, rec) in enumerate(kept):
+        times = rec["times"]
+        predicted, auto = cost_model_picks(model, rec, machine, threads)
+        out["cost model: predicted"].append(regret(times, predicted))
+        out["auto (planned check, stored times)"].append(regret(times, auto))
+        if forest is not None:
+            out["random forest (features)"].append(regret(times, str(forest.predict(Xt[i:i + 1])[0])))
+        if rec.get("rule"):
+            rt = get_kernel(rec["rule"]).threads_for(rec.get("rule_threads") or threads)
+            out["bottleneck rule (micro-profile)"].append(regret(times, f"{rec['rule']}@{rt}"))
+        out[f"always {BASELINE}@{threads}"].append(regret(times, f"{BASELINE}@{threads}"))
+        best_base = min((k for k in times if k.startswith(BASELINE + "@")), key=times.get)
+        out[f"{BASELINE} at its best thread count"].append(regret(times, best_base))
+
+
+SELECTORS = ("auto (planned check, stored times)", "cost model: predicted",
+             "random forest (features)", "bottleneck rule (micro-profile)",
+             f"{BASELINE} at its best thread count")
+
+
+def cross_validation(records, machine, threads):
     from sklearn.model_selection import KFold
-    regs = []
-    for tr, te in KFold(5, shuffle=True, random_state=0).split(X):
-        est = make_estimator("forest").fit(X[tr], y[tr])
-        regs += [regret(times[i], k) for i, k in zip(te, est.predict(X[te]))]
-    out["forest, random folds"] = summarize("random forest, random folds (seen families)", regs)
-    regs = [regret(t, "csr_balanced") for t in times]
-    out["always csr_balanced"] = summarize("always csr_balanced", regs)
-    regs = []
-    for tr, te in folds:
-        best = min(ORDER, key=lambda k: np.mean([regret(times[i], k) for i in tr]))
-        regs += [regret(times[i], best) for i in te]
-    out["always the single best kernel"] = summarize("always the single best (train folds)", regs)
-    regs = [regret(rec["times"], rec["rule"]) for _, _, rec in kept]
-    out["bottleneck rule"] = summarize("bottleneck rule (with profile)", regs)
-    # auto mode times the rule's pick, its cheap sibling and csr_unroll4 against
-    # the baseline and keeps the fastest (here with the stored medians, i.e.
-    # without the check's own noise)
-    only = [min(regret(rec["times"], rec["rule"]), regret(rec["times"], "csr_balanced"))
-            for _, _, rec in kept]
-    summarize("rule, pick timed against the baseline", only)
-    auto = [min(regret(rec["times"], k) for k in (rec["rule"], *CHECK_WITH.get(rec["rule"], ()),
-                                                   "csr_unroll4", "csr_balanced"))
-            for _, _, rec in kept]
-    out["auto"] = summarize("auto: rule + timed check (stored times)", auto)
-    print("  per bottleneck class (classes held by the profile; a matrix may hold several):")
-    by_class = {}
-    for (_, _, rec), r in zip(kept, auto):
-        for c in [c for c, v in rec.get("scores", {}).items() if v >= 0.5] or ["none"]:
-            by_class.setdefault(c, []).append(r)
-    for c in ("MB", "ML", "IMB", "CMP", "none"):
-        if c in by_class:
-            r = np.array(by_class[c])
-            print(f"    {c:4s} {len(r):4d} matrices: auto within 5% {np.mean(r <= TOLERANCE):6.1%}, "
-                  f"mean regret {r.mean():6.1%}")
-    if all("rule_features" in rec for _, _, rec in kept):
-        regs = [regret(rec["times"], rec["rule_features"]) for _, _, rec in kept]
-        out["bottleneck rule (features)"] = summarize("bottleneck rule (features only)", regs)
-    return out
+    gen = [r for r in records if not r[1].startswith("file:")]
+    real = [r for r in records if r[1].startswith("file:")]
+    print(f"1. Cross-validation on the training store ({len(gen)} generated matrices in "
+          f"{len({f for _, f, _ in gen})} families, {len(real)} real matrices)\n")
+    results = {}
+    out = {k: [] for k in (*SELECTORS, f"always {BASELINE}@{threads}")}
+    for family in sorted({f for _, f, _ in gen}):
+        test = [r for r in gen if r[1] == family]
+        evaluate_fold([r for r in records if r[1] != family], test, machine, threads, out)
+    print("  leave-family-out, generated families (each family unseen in its fold):")
+    for k, v in out.items():
+        print(line(k, v))
+    results["leave-family-out"] = {k: list(map(float, v)) for k, v in out.items()}
+    if len(real) >= 10:
+        out = {k: [] for k in (*SELECTORS, f"always {BASELINE}@{threads}")}
+        for tr, te in KFold(5, shuffle=True, random_state=0).split(real):
+            evaluate_fold(gen + [real[i] for i in tr], [real[i] for i in te], machine, threads, out)
+        print("\n  5-fold, real training matrices (each matrix unseen in its fold):")
+        for k, v in out.items():
+            print(line(k, v))
+        results["real 5-fold"] = {k: list(map(float, v)) for k, v in out.items()}
+    model = fit_cost_model([r for _, _, r in records], machine, kernel_specs(), threads)
+    errs = sorted(model.error.items(), key=lambda kv: -kv[1])
+    print("\n  cost model fitted on everything: median relative error per pair "
+          f"(median over pairs {np.median([e for _, e in errs]):.1%}; worst: "
+          + ", ".join(f"{k} {e:.0%}" for k, e in errs[:4]) + ")")
+    return results
 
 
-def held_out(paths, threads, large):
-    print(f"\n2. Held-out matrices ({threads} threads): select_kernel(A) as a solver calls it")
-    rows = []
-    items = [(p.name, lambda p=p: spmvtune.load(p)) for p in paths]
-    items += [(name, build) for name, (build, _) in generate.LARGE.items()] if large else []
-    mkl_ok = peers.mkl_available()[0]
-    for name, build in items:
+# ---- 2. held-out matrices, measured live ---------------------------------------------
+
+def heldout_items(shared):
+    items = []
+    if shared and (shared / "MANIFEST.tsv").exists():
+        split = read_split()
+        for name, part in sorted(split.items()):
+            if part == "heldout" and (shared / name).exists():
+                items.append((f"real/{name}", "real", lambda p=shared / name: spmvtune.load(p)))
+    items += [(f"unseen/{k}", "unseen", b) for k, (b, _) in generate.UNSEEN.items()]
+    items += [(f"large/{k}", "large", b) for k, (b, _) in generate.LARGE.items()]
+    return items
+
+
+def measure_heldout(A, threads):
+    """Row of one held-out matrix (seconds per product; see the module docstring)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # the first selection in a process loads the kernels' compiled code from
+        # Numba's cache (first-call latency, reported by benchmarks/overhead.py);
+        # the selection cost is that of a warm process, as in a solver's loop
+        spmvtune.select_kernel(A, threads=threads, cache=False)
+        t0 = time.perf_counter()
+        op = spmvtune.select_kernel(A, threads=threads, cache=False)
+        select_wall = time.perf_counter() - t0
+    A = A.tocsr()
+    x = np.random.default_rng(0).uniform(-1, 1, A.shape[1])
+    y = np.empty(A.shape[0])
+    ref = A @ x
+    if not np.allclose(op(x), ref, rtol=1e-10, atol=1e-12 * max(np.abs(ref).max(), 1.0)):
+        raise AssertionError("the selected operator gives a wrong result")
+    pool = measure_matrix(A, threads, profile=False)
+    anchor_key = f"{BASELINE}@{threads}"
+    anchor = spmvtune.select_kernel(A, kernel=BASELINE, threads=threads)
+    cont = {"anchor": lambda: anchor.matvec(x, out=y), "selected": lambda: op.matvec(x, out=y),
+            "scipy": lambda: A @ x}
+    spin = {}
+    if peers.mkl_available()[0] and max(A.shape) < 2**31:
+        for t in sorted({1, threads}):
+            m = peers.MKLMatrix(A, t, optimize=True)
+            cont[f"mkl_ie@{t}"] = lambda m=m: m(x, y)
+            spin[f"mkl_ie@{t}"] = OPENMP_SPIN_SECONDS
+    if peers.graphblas_available()[0]:
+        g = peers.GraphBLASMatrix(A, threads)
+        g(x, y)
+        if np.allclose(y, ref, rtol=1e-10, atol=1e-12 * max(np.abs(ref).max(), 1.0)):
+            cont["graphblas"] = g.mxv
+    med = interleaved_medians(cont, repeats=7, settle=spin, batch_seconds=STABLE_BATCH_SECONDS)
+    scale = pool["times"][anchor_key] / med["anchor"]          # onto the pool's anchor
+    peers_t = {k: v * scale for k, v in med.items()}
+    times = dict(pool["times"])
+    # the selected pair was timed with the pool too: the same code, one measurement
+    t_sel = times.get(f"{op.kernel}@{op.threads}", peers_t["selected"])
+    best = min(times.values())
+    mkl = [v for k, v in peers_t.items() if k.startswith("mkl_ie")]
+    t_base = times[anchor_key]
+    base_best = min(v for k, v in times.items() if k.startswith(BASELINE + "@"))
+    saving = t_base - t_sel
+    chosen_base = op.kernel == BASELINE
+    break_even = (0.0 if chosen_base and op.threads == threads else
+                  (op.selection_seconds + op.setup_seconds) / saving if saving > 0 else float("inf"))
+    return {"nnz": int(A.nnz), "rows": A.shape[0], "cols": A.shape[1],
+            "kernel": op.kernel, "threads": op.threads, "source": op.selection_source,
+            "fastest": min(times, key=times.get), "regret": t_sel / min(best, t_sel) - 1.0,
+            "vs_scipy": peers_t["scipy"] / t_sel, "vs_baseline": t_base / t_sel,
+            "vs_best_baseline": base_best / t_sel,
+            "vs_mkl_ie": min(mkl) / t_sel if mkl else None,
+            "vs_graphblas": peers_t["graphblas"] / t_sel if "graphblas" in peers_t else None,
+            "oracle_vs_scipy": peers_t["scipy"] / min(best, t_sel),
+            "selection_products": op.selection_seconds / t_base,
+            "setup_products": op.setup_seconds / t_base,
+            "select_wall_seconds": select_wall, "break_even_calls": break_even,
+            "reported_break_even": op.break_even_calls,
+            "times": times, "peers": peers_t}
+
+
+def heldout(items, threads, store_path):
+    con = sqlite3.connect(store_path)
+    con.execute("CREATE TABLE IF NOT EXISTS rows (name TEXT PRIMARY KEY, grp TEXT, row TEXT)")
+    con.commit()
+    done = {n for (n,) in con.execute("SELECT name FROM rows")}
+    for i, (name, grp, build) in enumerate(items, 1):
+        if name in done:
+            continue
         try:
-            A = build()
-        except spmvtune.MatrixFormatError:
+            row = measure_heldout(build(), threads)
+        except Exception as exc:           # noqa: BLE001 - report and go on
+            row = {"error": f"{type(exc).__name__}: {exc}"}
+        with con:
+            con.execute("INSERT OR REPLACE INTO rows VALUES (?, ?, ?)", (name, grp, json.dumps(row)))
+        if "error" in row:
+            print(f"  [{i}/{len(items)}] {name}: {row['error']}", flush=True)
+        else:
+            print(f"  [{i}/{len(items)}] {name:40s} nnz {row['nnz']:>9d} {row['kernel']}@{row['threads']}"
+                  f" regret {row['regret']:6.1%} (fastest {row['fastest']}) vs SciPy "
+                  f"{row['vs_scipy']:.2f}x vs base {row['vs_baseline']:.2f}x  selection "
+                  f"{row['selection_products']:.0f} products", flush=True)
+    rows = [(n, g, json.loads(r)) for n, g, r in con.execute("SELECT name, grp, row FROM rows")]
+    con.close()
+    return [(n, g, r) for n, g, r in rows if "error" not in r]
+
+
+def geomean(v):
+    v = [x for x in v if x]
+    return float(np.exp(np.mean(np.log(v)))) if v else float("nan")
+
+
+def summarize_heldout(rows):
+    print("\n2. Held out (select_kernel(A) with the shipped models; 2 threads; 20 ms batches):")
+    groups = [("real (held-out part of ../shared)", [r for _, g, r in rows if g == "real"]),
+              ("unseen generated families", [r for _, g, r in rows if g == "unseen"]),
+              ("large generated (12-31M nonzeros)", [r for _, g, r in rows if g == "large"])]
+    summary = {}
+    for label, rs in groups:
+        if not rs:
             continue
-        x = np.random.default_rng(0).uniform(-1, 1, A.shape[1])
-        y = np.empty(A.shape[0])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            op = spmvtune.select_kernel(A, threads=threads, cache=False)
-        cont = {"scipy": lambda: A @ x, "selected": lambda: op.matvec(x, out=y)}
-        if mkl_ok:
-            m = peers.MKLMatrix(A, threads, optimize=True)
-            cont["mkl_ie"] = lambda m=m: m(x, y)
-        pool = {}
-        for k in ORDER:
-            if k == "dense_gemv" and A.shape[0] * A.shape[1] > 1 << 22:
-                continue
-            t = 1 if k == "csr_serial" else (1 if A.nnz < 20_000 else threads)
-            try:
-                pool[k] = spmvtune.select_kernel(A, kernel=k, threads=t)
-            except KernelUnusable:
-                continue
-            cont[k] = lambda o=pool[k]: o.matvec(x, out=y)
-        med = interleaved_medians(cont, repeats=7, min_seconds=0.5 if A.nnz < 1e6 else 3)
-        fastest = min(pool, key=lambda k: med[k])
-        t_base = med["csr_balanced"]
-        row = dict(matrix=name, nnz=A.nnz, kernel=op.kernel, threads=op.threads,
-                   vs_scipy=med["scipy"] / med["selected"],
-                   vs_mkl=med["mkl_ie"] / med["selected"] if mkl_ok else float("nan"),
-                   regret=med["selected"] / med[fastest] - 1, fastest=fastest,
-                   cost=op.selection_seconds / t_base, large=name in generate.LARGE)
-        rows.append(row)
-        print(f"  {name:30s} {op.kernel:22s}{op.threads}t  vs SciPy {row['vs_scipy']:5.2f}x  "
-              f"vs MKL IE {row['vs_mkl']:5.2f}x  regret {row['regret']:6.1%} (fastest {fastest})  "
-              f"selection {row['cost']:7.1f} products", flush=True)
-    for label, sel in (("all held-out", rows), ("large generated", [r for r in rows if r["large"]]),
-                       ("real (../shared)", [r for r in rows if not r["large"]])):
-        if not sel:
-            continue
-        g = lambda k: np.exp(np.mean(np.log([r[k] for r in sel])))  # noqa: E731
-        reg = np.array([r["regret"] for r in sel])
-        cost = np.array([r["cost"] for r in sel])
-        print(f"  {label:18s} {len(sel):3d} matrices: geo-mean speedup vs SciPy {g('vs_scipy'):.2f}x, "
-              f"vs MKL IE {g('vs_mkl'):.2f}x; mean regret {reg.mean():.1%}; "
-              f"selection cost median {np.median(cost):.1f} products")
-    return rows
-
-
-def poisson3d(n):
-    T = sp.diags_array([-np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)], offsets=[-1, 0, 1])
-    eye = sp.eye_array(n)
-    A = sp.kron(sp.kron(T, eye), eye) + sp.kron(sp.kron(eye, T), eye) + sp.kron(sp.kron(eye, eye), T)
-    A = sp.csr_array(A)
-    A.sum_duplicates()
-    return A
-
-
-def cg_solve(threads, n=100):
-    print(f"\n3. CG on the 3-D Poisson matrix ({n}^3 unknowns), rtol 1e-8, end to end")
-    A = poisson3d(n)
-    b = np.ones(A.shape[0])
-    for blas_limited in (False, True):
-        runs = []
-        for _ in range(3):                   # median of 3 end-to-end solves each
-            with spmvtune.single_threaded_blas() if blas_limited else nullcontext():
-                t0 = time.perf_counter()
-                x_ref, info_ref = cg(A, b, rtol=1e-8, maxiter=2000)
-                t_scipy = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    op = spmvtune.select_kernel(A, threads=threads, cache=False,
-                                                expected_calls=500)
-                t_sel = time.perf_counter() - t0
-                x, info = cg(op.as_linear_operator(), b, rtol=1e-8, maxiter=2000)
-                t_ours = time.perf_counter() - t0
-            assert info == 0 and info_ref == 0
-            runs.append((t_scipy, t_ours, t_sel, op.kernel, op.threads))
-        t_scipy, t_ours, t_sel, kernel, th = sorted(runs, key=lambda r: r[0] / r[1])[1]
-        err = np.linalg.norm(x - x_ref) / np.linalg.norm(x_ref)
-        x1 = np.ones(A.shape[1])
-        med = interleaved_medians({"scipy": lambda: A @ x1, "ours": lambda: op(x1)}, repeats=20)
-        label = ("inside spmvtune.single_threaded_blas() (both solves)" if blas_limited
-                 else "NumPy's BLAS as configured (2 threads)")
-        print(f"  {label}:\n    SciPy: {t_scipy:.2f} s; spmvtune ({kernel}, {th} threads, "
-              f"selection + setup {t_sel:.2f} s included): {t_ours:.2f} s -> "
-              f"{t_scipy / t_ours:.2f}x end to end (median of 3; kernels chosen: "
-              f"{', '.join(r[3] for r in runs)}); the product alone "
-              f"{med['scipy'] / med['ours']:.2f}x; solutions agree to {err:.1e}")
+        reg = np.array([r["regret"] for r in rs])
+        non_base = [r for r in rs if not (r["kernel"] == BASELINE)]
+        be = [r["break_even_calls"] for r in non_base]
+        s = {"n": len(rs), "mean_regret": float(reg.mean()), "within_5": float(np.mean(reg <= 0.05)),
+             "worst_regret": float(reg.max()),
+             "vs_scipy": geomean(r["vs_scipy"] for r in rs),
+             "min_vs_scipy": float(min(r["vs_scipy"] for r in rs)),
+             "min_vs_baseline": float(min(r["vs_baseline"] for r in rs)),
+             "vs_mkl_ie": geomean(r["vs_mkl_ie"] for r in rs),
+             "vs_graphblas": geomean(r["vs_graphblas"] for r in rs),
+             "oracle_vs_scipy": geomean(r["oracle_vs_scipy"] for r in rs),
+             "selection_products_median": float(np.median([r["selection_products"] for r in rs])),
+             "selection_products_max": float(max(r["selection_products"] for r in rs)),
+             "non_baseline": len(non_base),
+             "break_even_max": float(max(be)) if be else 0.0,
+             "break_even_over_1000": int(sum(b > 1000 for b in be))}
+        summary[label] = s
+        print(f"  {label}: {s['n']} matrices")
+        print(f"    mean regret {s['mean_regret']:.1%}, within 5% of the fastest pair "
+              f"{s['within_5']:.0%}, worst {s['worst_regret']:.0%}")
+        print(f"    vs SciPy {s['vs_scipy']:.2f}x (lowest {s['min_vs_scipy']:.2f}x; the oracle "
+              f"{s['oracle_vs_scipy']:.2f}x), lowest vs csr_balanced@2 {s['min_vs_baseline']:.2f}x, "
+              f"vs MKL IE {s['vs_mkl_ie']:.2f}x, vs GraphBLAS {s['vs_graphblas']:.2f}x")
+        print(f"    selection cost median {s['selection_products_median']:.0f} products "
+              f"(max {s['selection_products_max']:.0f}); non-baseline picks {s['non_baseline']}, "
+              f"break-even max {s['break_even_max']:.0f} calls, over 1000: "
+              f"{s['break_even_over_1000']}")
+        worst = sorted(rs, key=lambda r: -r["regret"])[:3]
+        print("    largest regrets: " + "; ".join(
+            f"{r['kernel']}@{r['threads']} vs {r['fastest']} {r['regret']:.0%}" for r in worst))
+    return summary
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--store", required=True)
-    ap.add_argument("--shared", default=None)
+    ap.add_argument("--store", required=True, help="the training store (spmvtune train --store)")
+    ap.add_argument("--shared", type=Path, default=HERE.parents[1] / "shared" / "matrices"
+                    / "suitesparse")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--no-large", action="store_true")
-    ap.add_argument("--cg-only", action="store_true", help="only part 3, the CG solve")
-    ap.add_argument("--cv-only", action="store_true", help="only part 1, cross-validation")
+    ap.add_argument("--heldout-store", default=str(HERE / "results" / "selection_heldout.sqlite"))
+    ap.add_argument("--cv-only", action="store_true")
+    ap.add_argument("--heldout-only", action="store_true")
+    ap.add_argument("--limit", type=int, default=None, help="at most this many held-out matrices")
     args = ap.parse_args(argv)
-    if args.cg_only:
-        cg_solve(args.threads)
-        return
-    records = [r for r in ResultsStore(args.store).records() if "times" in r[2]]
-    cross_validation(records)
-    if args.cv_only:
-        return
-    paths = sorted(p for p in Path(args.shared).iterdir()
-                   if p.name.endswith((".mtx", ".mtx.gz"))) if args.shared else []
-    held_out(paths, args.threads, not args.no_large)
-    cg_solve(args.threads)
+    machine = machine_profile()
+    summary = {}
+    if not args.heldout_only:
+        records = [r for r in ResultsStore(args.store).records() if "times" in r[2]]
+        summary["cv"] = cross_validation(records, machine, args.threads)
+        print()
+    if not args.cv_only:
+        items = heldout_items(args.shared)[:args.limit]
+        rows = heldout(items, args.threads, args.heldout_store)
+        summary["heldout"] = summarize_heldout(rows)
+    (HERE / "results" / "selection_eval.json").write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

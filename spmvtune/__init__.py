@@ -6,7 +6,7 @@
 >>> y = op(x)                                  # then y = A @ x, many times
 """
 from .analysis import Analysis, analyze
-from .io import MatrixFormatError, MatrixInfo, MatrixTooLargeError, load
+from .io import MatrixFormatError, MatrixInfo, MatrixLoadError, MatrixTooLargeError, load
 from .operator import SpMVOperator, single_threaded_blas
 from .pool import KernelUnusable, kernel_names
 from .select import select_kernel
@@ -15,4 +15,4 @@ __version__ = "0.2.0"
 
 __all__ = ["load", "analyze", "Analysis", "kernel_names", "select_kernel", "SpMVOperator",
            "single_threaded_blas", "MatrixInfo",
-           "MatrixFormatError", "MatrixTooLargeError", "KernelUnusable", "__version__"]
+           "MatrixLoadError", "MatrixFormatError", "MatrixTooLargeError", "KernelUnusable", "__version__"]

@@ -75,6 +75,10 @@ class Decision:
         unknown = {k for k, _ in pairs} - set(spec.options)
         if unknown:
             raise ValueError(f"kernel {kernel!r} takes no options {sorted(unknown)}")
+        for k, v in pairs:            # tuning options are positive integers (or a shape pair)
+            if not (v is None or _positive_int(v)
+                    or isinstance(v, list) and len(v) == 2 and all(map(_positive_int, v))):
+                raise ValueError(f"option {k}={v!r} is not a positive integer")
         bottlenecks = doc.get("bottlenecks", [])
         if not isinstance(bottlenecks, list) or not set(bottlenecks) <= set(CLASSES):
             raise ValueError(f"bottlenecks must be classes of {CLASSES}, got {bottlenecks!r}")
@@ -87,6 +91,10 @@ class Decision:
             numbers[key] = None if v is None else float(v)
         options = _options({k: tuple(v) if isinstance(v, list) else v for k, v in pairs})
         return cls(kernel, threads, options, tuple(bottlenecks), source=source, **numbers)
+
+
+def _positive_int(v):
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**40
 
 
 def _options(d):

@@ -21,6 +21,7 @@ index, delta-coded indices, blocks, lower triangle, partitions).  Kernels that
 keep plain CSR (the row loops, split) read the caller's arrays, which must
 outlive the plan.
 """
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -131,6 +132,24 @@ def usage(prefix, c_file="kernel.c"):
             "threads = 0 uses OpenMP's default (OMP_NUM_THREADS).")
 
 
+C_KEYWORDS = {"auto", "break", "case", "char", "const", "continue", "default", "do", "double",
+              "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long",
+              "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct",
+              "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "_Bool",
+              "_Complex", "_Imaginary"}
+
+
+def comment_safe(text):
+    """``text`` fit for one line of a C block comment: printable ASCII only
+    (anything else, newlines included, written as a backslash escape) and no
+    ``*/`` or ``/*``, so that a file name cannot end the comment and inject code."""
+    text = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii")
+                   for c in str(text))
+    while "*/" in text or "/*" in text:
+        text = text.replace("*/", "*\\/").replace("/*", "/\\*")
+    return text
+
+
 def render(kernel, *, prefix=None, op=None, index_bits=32, code_bits=16, notes=(),
            c_file="kernel.c", dtype=None):
     """The C source and header of ``kernel`` (see the module docstring).
@@ -140,8 +159,9 @@ def render(kernel, *, prefix=None, op=None, index_bits=32, code_bits=16, notes=(
     if index_bits not in (32, 64):
         raise ValueError("index_bits must be 32 or 64")
     prefix = prefix or f"spmvtune_{kernel}"
-    if not prefix.isidentifier():
-        raise ValueError(f"prefix {prefix!r} is not a C identifier")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", prefix) or prefix in C_KEYWORDS:
+        raise ValueError(f"prefix {prefix!r} is not a C identifier (ASCII letters, digits and "
+                         "'_', at most 64, not a keyword)")
     defines = defines_for(kernel, op, index_bits, code_bits, dtype)
     spec = _spec_with_template(kernel)
     template = spec.c_template
@@ -152,7 +172,7 @@ def render(kernel, *, prefix=None, op=None, index_bits=32, code_bits=16, notes=(
     if spec.c_note:
         comment += [f"Differs from the Numba kernel: {spec.c_note}.", ""]
     comment += usage(prefix, c_file).splitlines()
-    head = "/*\n" + "".join(f" * {line}".rstrip() + "\n" for line in comment) + " */\n"
+    head = "/*\n" + "".join(f" * {comment_safe(line)}".rstrip() + "\n" for line in comment) + " */\n"
     parts = [head,
              "".join(f"#define {k} {v}\n" for k, v in defines.items()),
              f"#define SPMV_NAME(x) {prefix}_##x\n\n",

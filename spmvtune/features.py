@@ -55,9 +55,9 @@ FORMULAS = {
     "value_bytes": "v: bytes per stored value (4 float32, 8 float64 and complex64, "
                    "16 complex128)",
     "complex_values": "1 if the values are complex (complex64, complex128)",
-    "symmetric": "1 if the file declared symmetric/skew/hermitian, else the largest of the "
-                 "shares of sampled entries (i, j) whose mirror (j, i) holds the same value "
-                 "(symmetric), its negation (skew-symmetric) or its conjugate (hermitian)",
+    "symmetric": "the largest of the shares of sampled entries (i, j) whose mirror (j, i) "
+                 "holds the same value (symmetric), its negation (skew-symmetric) or its "
+                 "conjugate (hermitian)",
     "imbalance_rows": "threads x the largest share of nnz + m of the equal row blocks "
                       "(1 = balanced; row-partitioned kernels at `threads`)",
     "imbalance_nnz": "the same for the nnz-balanced row blocks (a long row cannot be split)",
@@ -348,8 +348,8 @@ def _size_features(m, n, nnz, vb, caches, threads):
 
 
 def _symmetry(csr, indptr, indices, samples=512):
-    if csr.symmetry in ("symmetric", "skew-symmetric", "hermitian"):
-        return 1.0
+    """Sampled even where the file declared a symmetry: the matrix may have been
+    edited since it was loaded (``csr_sym`` verifies it exactly in prepare)."""
     m, n = csr.shape
     if m != n or csr.nnz == 0:
         return 0.0

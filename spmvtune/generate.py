@@ -151,3 +151,121 @@ def dominant_row(n_rows, per_row=6, share=0.6, seed=0):
     cols = np.concatenate([rng.integers(0, n_cols, size=base),
                            rng.choice(n_cols, size=heavy, replace=False)])
     return _from_rows(n_rows, n_cols, rows, cols, rng=rng)
+
+
+# ---- families kept out of training: the selector is evaluated on them ----------
+
+def rmat(scale, edge_factor=8, probs=(0.57, 0.19, 0.19, 0.05), seed=0):
+    """R-MAT (Kronecker) graph of 2**scale vertices and ~edge_factor edges per
+    vertex, pattern values (1.0): power-law degrees on both sides."""
+    rng = np.random.default_rng(seed)
+    n = 1 << scale
+    m = n * edge_factor
+    rows = np.zeros(m, dtype=np.int64)
+    cols = np.zeros(m, dtype=np.int64)
+    a, b, c, _ = probs
+    for bit in range(scale):
+        r = rng.random(m)
+        right = (r >= a) & (r < a + b) | (r >= a + b + c)
+        down = r >= a + b
+        rows |= down.astype(np.int64) << bit
+        cols |= right.astype(np.int64) << bit
+    return _pattern(n, n, rows, cols)
+
+
+def _pattern(n_rows, n_cols, rows, cols):
+    A = _from_rows(n_rows, n_cols, rows, cols, rng=np.random.default_rng(0))
+    A.data[:] = 1.0
+    return A
+
+
+def stencil2d_9pt(n):
+    """9-point stencil on an n x n grid: 8 on the diagonal, -1 off it."""
+    one = sp.diags_array([np.ones(n - 1), np.ones(n), np.ones(n - 1)], offsets=[-1, 0, 1],
+                         shape=(n, n))
+    A = sp.kron(one, one, format="csr")
+    A.data[:] = -1.0
+    A.setdiag(8.0)
+    A = sp.csr_array(A)
+    A.sum_duplicates()
+    return A
+
+
+def block_diagonal(n_blocks, bs=24, density=0.6, seed=0):
+    """Dense-ish bs x bs blocks on the diagonal (random sparsity inside), random values."""
+    rng = np.random.default_rng(seed)
+    per = int(bs * bs * density)
+    b = np.repeat(np.arange(n_blocks), per)
+    r = rng.integers(0, bs, size=len(b))
+    c = rng.integers(0, bs, size=len(b))
+    n = n_blocks * bs
+    return _from_rows(n, n, b * bs + r, b * bs + c, rng=rng)
+
+
+def arrow(n, width=3, dense=4, seed=0):
+    """Arrowhead: a band of half-width ``width`` plus ``dense`` full rows and
+    columns at the start (one row holds a large share of the work)."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(n)
+    rows = [np.repeat(i, 2 * width + 1)]
+    cols = [np.clip(rows[0] + np.tile(np.arange(-width, width + 1), n), 0, n - 1)]
+    for d in range(dense):
+        rows += [np.full(n, d), i]
+        cols += [i, np.full(n, d)]
+    return _from_rows(n, n, np.concatenate(rows), np.concatenate(cols), rng=rng)
+
+
+def circuit_like(n, per_row=3, hubs=20, hub_share=0.02, seed=0):
+    """Circuit-like: a diagonal, a few random couplings per row, and ``hubs``
+    rows and columns (supply nets) touching ``hub_share`` of all nodes."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(n)
+    rows = [i, np.repeat(i, per_row)]
+    cols = [i, np.clip(rows[1] + rng.integers(-n // 50 - 1, n // 50 + 2, size=n * per_row), 0, n - 1)]
+    hub = rng.choice(n, size=hubs, replace=False)
+    for h in hub:
+        touched = rng.choice(n, size=max(int(n * hub_share), 1), replace=False)
+        rows += [np.full(len(touched), h), touched]
+        cols += [touched, np.full(len(touched), h)]
+    return _from_rows(n, n, np.concatenate(rows), np.concatenate(cols), rng=rng)
+
+
+def banded_gaps(n, half_bandwidth=6, keep=0.6, seed=0):
+    """A band with a random ``keep`` share of its entries: irregular short runs."""
+    rng = np.random.default_rng(seed)
+    offs = np.arange(-half_bandwidth, half_bandwidth + 1)
+    rows = np.repeat(np.arange(n), len(offs))
+    cols = rows + np.tile(offs, n)
+    ok = (cols >= 0) & (cols < n) & (rng.random(len(rows)) < keep)
+    ok |= cols == rows
+    return _from_rows(n, n, rows[ok], cols[ok], rng=rng)
+
+
+def stencil3d_7pt(n):
+    """7-point Laplacian on an n^3 grid (symmetric, two values)."""
+    T = sp.diags_array([-np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)], offsets=[-1, 0, 1])
+    eye = sp.eye_array(n)
+    A = sp.kron(sp.kron(T, eye), eye) + sp.kron(sp.kron(eye, T), eye) + sp.kron(sp.kron(eye, eye), T)
+    A = sp.csr_array(A)
+    A.sum_duplicates()
+    return A
+
+
+#: Families no training sweep uses, at an in-cache and an out-of-cache size:
+#: name -> (builder, description).  benchmarks/selection_eval.py reports on them.
+UNSEEN = {
+    "rmat_14": (lambda: rmat(14, 8), "R-MAT graph, 16k vertices, pattern"),
+    "rmat_20": (lambda: rmat(20, 10), "R-MAT graph, 1M vertices, pattern"),
+    "stencil9_300": (lambda: stencil2d_9pt(300), "2-D 9-point stencil, 300^2"),
+    "stencil9_1500": (lambda: stencil2d_9pt(1500), "2-D 9-point stencil, 1500^2"),
+    "blockdiag_2k": (lambda: block_diagonal(2_000, 24, 0.6), "24x24 60%-dense diagonal blocks"),
+    "blockdiag_40k": (lambda: block_diagonal(40_000, 24, 0.6), "the same, 40k blocks"),
+    "arrow_50k": (lambda: arrow(50_000), "arrowhead, 50k"),
+    "arrow_1m": (lambda: arrow(1_000_000), "arrowhead, 1M"),
+    "circuit_60k": (lambda: circuit_like(60_000), "circuit-like with hub nets, 60k"),
+    "circuit_2m": (lambda: circuit_like(2_000_000, hub_share=0.002), "circuit-like, 2M"),
+    "bandgaps_100k": (lambda: banded_gaps(100_000), "band with random gaps, 100k"),
+    "bandgaps_2m": (lambda: banded_gaps(2_000_000), "band with random gaps, 2M"),
+    "poisson7_40": (lambda: stencil3d_7pt(40), "3-D 7-point Laplacian, 40^3"),
+    "poisson7_150": (lambda: stencil3d_7pt(150), "3-D 7-point Laplacian, 150^3"),
+}

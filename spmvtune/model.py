@@ -94,8 +94,9 @@ class TreeModel:
     """A fitted tree ensemble as arrays; ``predict_proba(x)`` for one feature vector."""
 
     def __init__(self, doc):
-        if doc.get("format") != FORMAT:
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError("not an spmvtune model file")
+        check_model_doc(doc)
         self.doc = doc
         self.features = doc["features"]
         self.classes = doc["classes"]
@@ -171,10 +172,83 @@ def fit_model(records, order, kind="forest", use_profile=False):
     return TreeModel.from_estimator(est, names, meta)
 
 
+#: Bounds on a model file: bytes, trees, nodes in all (the shipped forest has
+#: 60 trees and ~10,000 nodes).
+MAX_MODEL_BYTES = 64 << 20
+MAX_TREES = 1000
+MAX_NODES = 2_000_000
+
+
+def check_model_doc(doc):
+    """Raise ValueError unless ``doc`` is a well-formed tree model: known
+    feature names, known kernels as classes, trees whose arrays agree in
+    length, whose children come after their parent (so every walk ends at a
+    leaf), whose split features exist and whose thresholds and leaf weights
+    are finite; at most MAX_TREES trees and MAX_NODES nodes."""
+    from .pool import kernel_names
+    features, classes, trees = doc.get("features"), doc.get("classes"), doc.get("trees")
+    known = FEATURES + PROFILE_FEATURES
+    if (not isinstance(features, list) or not features or len(set(map(str, features))) != len(features)
+            or not all(isinstance(f, str) and f in known for f in features)):
+        raise ValueError(f"model features must be distinct names from {known}")
+    def known_label(c):               # "kernel" or "kernel@threads"
+        if not isinstance(c, str):
+            return False
+        kernel, at, t = c.partition("@")
+        return kernel in kernel_names() and (not at or t.isascii() and t.isdigit() and int(t) >= 1)
+    if (not isinstance(classes, list) or not classes or len(set(map(str, classes))) != len(classes)
+            or not all(map(known_label, classes))):
+        raise ValueError("model classes must be distinct kernel names (or kernel@threads) of "
+                         f"this spmvtune (got {str(classes)[:200]})")
+    if not isinstance(trees, list) or not 1 <= len(trees) <= MAX_TREES:
+        raise ValueError(f"a model needs 1..{MAX_TREES} trees")
+    speed = doc.get("class_speedup", {})
+    if not isinstance(speed, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0
+            for v in speed.values()):
+        raise ValueError("class_speedup must map kernels to positive numbers")
+    nodes = 0
+    for t, tree in enumerate(trees):
+        if not isinstance(tree, dict) or not {"left", "right", "feature", "threshold",
+                                               "value"} <= set(tree):
+            raise ValueError(f"tree {t}: needs left, right, feature, threshold, value")
+        try:
+            left, right, feat = (np.asarray(tree[k], dtype=np.int64)
+                                 for k in ("left", "right", "feature"))
+            thr = np.asarray(tree["threshold"], dtype=np.float64)
+            value = np.asarray(tree["value"], dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"tree {t}: arrays of numbers expected") from None
+        n = left.shape[0] if left.ndim == 1 else -1
+        nodes += max(n, 0)
+        if n < 1 or nodes > MAX_NODES or any(a.shape != (n,) for a in (right, feat, thr)):
+            raise ValueError(f"tree {t}: left, right, feature, threshold must be 1-D of one "
+                             f"length (at most {MAX_NODES} nodes in all)")
+        if value.shape != (n, len(classes)) or not np.isfinite(value).all() or (value < 0).any():
+            raise ValueError(f"tree {t}: value must be {n} x {len(classes)} non-negative weights")
+        leaf = left == -1
+        node = np.arange(n)
+        inner = ~leaf
+        if ((right == -1) != leaf).any():
+            raise ValueError(f"tree {t}: a node has one child")
+        if (inner & ((left <= node) | (right <= node) | (left >= n) | (right >= n))).any():
+            raise ValueError(f"tree {t}: every child must come after its parent (no cycles)")
+        if (inner & ((feat < 0) | (feat >= len(features)) | ~np.isfinite(thr))).any():
+            raise ValueError(f"tree {t}: a split names a feature that does not exist or has "
+                             "no finite threshold")
+
+
 def load_model(path):
-    """Read a model file; warns when it was trained on another machine."""
+    """Read a model file; warns when it was trained on another machine.
+    Raises ValueError for a file that is not a well-formed model."""
     from .machine import machine_fingerprint
-    doc = json.loads(Path(path).read_text())
+    path = Path(path)
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_MODEL_BYTES >> 20} MiB, not a model")
+    try:
+        doc = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
     model = TreeModel(doc)
     if doc.get("machine") != machine_fingerprint():
         warnings.warn(f"model {path} was trained on another machine; run `spmvtune train` "

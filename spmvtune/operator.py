@@ -23,6 +23,12 @@ def result_dtype(a_dtype, x_dtype):
     return r
 
 
+def _overlap():
+    # kernels write y while still reading x: the result would be wrong
+    return ValueError("out must not share memory with x (y = A x cannot be computed "
+                      "in place); pass another array")
+
+
 def _real_of(dtype):
     return np.dtype(np.float32) if dtype == np.complex64 else np.dtype(np.float64)
 
@@ -98,7 +104,7 @@ class SpMVOperator:
     def matvec(self, x, out=None):
         """y = A @ x.  x: (n_cols,) array-like.  out: optional (n_rows,)
         C-contiguous array of the result's type to write into (then nothing
-        is allocated)."""
+        is allocated); it must not overlap ``x`` (ValueError)."""
         if (type(x) is not np.ndarray or x.dtype != self.dtype or x.shape != (self._n,)
                 or not x.flags.c_contiguous):
             return self._matvec_general(x, out)
@@ -108,6 +114,8 @@ class SpMVOperator:
               or not out.flags.c_contiguous or not out.flags.writeable):
             raise ValueError(f"out must be a writeable C-contiguous {self.dtype.name} array of "
                              f"shape ({self._m},)")
+        elif np.may_share_memory(x, out):
+            raise _overlap()
         self._run(*self._args, x, out)
         return out
 
@@ -123,6 +131,8 @@ class SpMVOperator:
               or not out.flags.c_contiguous or not out.flags.writeable):
             raise ValueError(f"out must be a writeable C-contiguous {r.name} array of "
                              f"shape ({self._m},) (the type of A @ x)")
+        elif np.may_share_memory(x, out):
+            raise _overlap()
         if r.kind == "c" and self.dtype.kind != "c":
             # real A, complex x: A Re(x) + i A Im(x), two real products
             rr = _real_of(r)

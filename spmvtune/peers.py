@@ -107,3 +107,43 @@ class MKLMatrix:
         if getattr(self, "_handle", None) and self._handle.value:
             self._lib.mkl_sparse_destroy(self._handle)
             self._handle = ctypes.c_void_p()
+
+
+# ---- SuiteSparse:GraphBLAS (python-graphblas) -------------------------------------
+
+def graphblas_available():
+    """(True, "") or (False, reason): python-graphblas (``pip install 'spmvtune[peers]'``)."""
+    try:
+        import graphblas  # noqa: F401
+    except ImportError as exc:
+        return False, f"python-graphblas not installed ({exc}); pip install 'spmvtune[peers]'"
+    return True, ""
+
+
+class GraphBLASMatrix:
+    """``A`` as a SuiteSparse:GraphBLAS matrix with ``threads`` threads.
+
+    ``self(x, y)`` computes ``y = A @ x`` including the copies of x into and y
+    out of GraphBLAS vectors (what a NumPy user pays: ~0.1 ms here); ``load(x)``
+    then ``mxv()`` time the product alone (``w << A.mxv(v)``), which is how
+    benchmarks compare it, in its favour."""
+
+    def __init__(self, A, threads):
+        import graphblas as gb
+        self._gb = gb
+        self.threads = threads
+        self._A = gb.io.from_scipy_sparse(A)
+        self._w = gb.Vector(self._A.dtype, A.shape[0])
+        self._v = None
+
+    def load(self, x):
+        self._v = self._gb.Vector.from_dense(x)
+
+    def mxv(self):
+        self._gb.ss.config["nthreads"] = self.threads
+        self._w << self._A.mxv(self._v)
+
+    def __call__(self, x, y):
+        self.load(x)
+        self.mxv()
+        y[:] = self._w.to_dense(fill_value=0)

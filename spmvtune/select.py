@@ -160,9 +160,19 @@ def _select(csr, *, expected_calls, mode, threads, kernel, options, cache, wide_
     try:
         op = op or build_operator(csr, decision.kernel, decision.threads, decision.options_dict,
                                   wide_indices)
-    except KernelUnusable:
+    except (KernelUnusable, ValueError) as exc:
         if decision.source == "forced":
             raise
+        if decision.source == "cache":
+            # a stored decision this matrix cannot run (options out of range, ...):
+            # forget it and decide again
+            import warnings
+            warnings.warn(f"dropping a cached decision that cannot be prepared ({exc}); "
+                          "selecting again")
+            sel.forget_cached(mode)
+            return _select(csr, expected_calls=expected_calls, mode=mode, threads=threads,
+                           kernel=None, options=None, cache=cache, wide_indices=wide_indices,
+                           max_extra_bytes=max_extra_bytes, transpose=transpose)
         decision = Decision(BASELINE, decision.threads, (), decision.bottlenecks, 1.0, None,
                             f"{decision.kernel} unusable here; baseline")
         op = build_operator(csr, BASELINE, decision.threads, None, wide_indices)
@@ -244,6 +254,11 @@ class _Selection:
 
     # -- decisions --------------------------------------------------------------------
 
+    def forget_cached(self, mode):
+        from .tuning_cache import TuningCache, decision_key
+        TuningCache().delete(decision_key(self.csr, self.max_threads, mode, self.max_extra_bytes,
+                                          self.transpose))
+
     def decide(self, mode, cache):
         if self.expected_calls is not None and self.expected_calls < MIN_CALLS:
             f = self.cheap_features()
@@ -279,18 +294,10 @@ class _Selection:
         ranked = self.ranked(f)
         t_base = self.base_time(f, ranked)
         bottlenecks = _bottlenecks(f, self.max_threads)
-        margin = MARGIN + max((self.model.error.get(f"{k}@{t}", 0.0) for _, k, t in ranked[:1]),
-                              default=0.0)
-        best_t = ranked[0][0]
-        near = [r for r in ranked if r[0] <= best_t * (1.0 + margin)][:MAX_TIMED]
-        base_pair = min((r for r in ranked if r[1] == BASELINE), default=None)
-        timed = list(dict.fromkeys([(k, t) for _, k, t in near]
-                                   + ([(BASELINE, base_pair[2])] if base_pair else [])))
-        # what timing costs: preparing the candidates and CHECK_ROUNDS + 1 products each
-        cost = sum(self.model.predict_setup(get_kernel(k), f, t_base) for k, _ in timed)
-        cost += (CHECK_ROUNDS + 1) * sum(r[0] for r in ranked if (r[1], r[2]) in timed)
-        gain = t_base - best_t
-        if len(timed) == 1 or cost > max(gain, 0.05 * t_base) * self.horizon:
+        timed = plan_check(ranked, t_base, self.horizon,
+                           lambda k: self.model.predict_setup(get_kernel(k), f, t_base),
+                           lambda k, t: self.model.error.get(f"{k}@{t}", 0.0))
+        if not timed:
             t, kernel, threads = ranked[0]
             return self._predicted_decision(t, kernel, threads, t_base, bottlenecks,
                                             "auto (predicted)")
@@ -388,6 +395,36 @@ class _Selection:
                             f"{self.expected_calls} calls cannot repay the setup of "
                             f"{decision.kernel}")
         return decision
+
+
+def plan_check(ranked, t_base, horizon, setup_seconds, rel_error):
+    """The (kernel, threads) pairs ``auto`` times, or [] to trust the prediction.
+
+    ranked: [(predicted seconds, kernel, threads)] fastest first; t_base: the
+    baseline's predicted seconds; horizon: products the selection must be
+    repaid within; setup_seconds(kernel) and rel_error(kernel, threads): the
+    cost model's setup estimate and median relative error.
+
+    Timed: the pairs predicted within MARGIN (plus the best pair's model
+    error) of the best, at most MAX_TIMED, and the baseline at its best thread
+    count.  Nothing is timed when only one pair is left, or when preparing and
+    timing them (CHECK_ROUNDS + 1 products each) would cost more than the
+    predicted gain (at least 5% of a baseline product) over ``horizon`` calls."""
+    if not ranked:
+        return []
+    best_t, best_k, best_threads = ranked[0]
+    margin = MARGIN + rel_error(best_k, best_threads)
+    near = [(k, t) for p, k, t in ranked if p <= best_t * (1.0 + margin)][:MAX_TIMED]
+    base = next(((k, t) for _, k, t in ranked if k == BASELINE), None)
+    timed = list(dict.fromkeys(near + ([base] if base else [])))
+    if len(timed) < 2:
+        return []
+    predicted = {(k, t): p for p, k, t in ranked}
+    cost = sum(setup_seconds(k) for k, _ in timed)
+    cost += (CHECK_ROUNDS + 1) * sum(predicted[pair] for pair in timed)
+    if cost > max(t_base - best_t, 0.05 * t_base) * horizon:
+        return []
+    return timed
 
 
 def _parse_label(label, max_threads):

@@ -17,6 +17,7 @@ import json
 import sqlite3
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -299,12 +300,26 @@ def measure_matrix(A, threads, repeats=7, min_seconds=0.0, kernels=None,
 class ResultsStore:
     """SQLite store of per-matrix records: ``done(name)``, ``put``, ``records()``."""
 
+    COLUMNS = ["matrix", "family", "record", "created"]
+
     def __init__(self, path):
+        """Open (or create) the store; ValueError naming the file when it is
+        not one (another database, not SQLite, read-only)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._con() as con:
-            con.execute("CREATE TABLE IF NOT EXISTS results (matrix TEXT PRIMARY KEY, "
-                        "family TEXT, record TEXT NOT NULL, created REAL NOT NULL)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._con() as con:
+                con.execute("CREATE TABLE IF NOT EXISTS results (matrix TEXT PRIMARY KEY, "
+                            "family TEXT, record TEXT NOT NULL, created REAL NOT NULL)")
+                cols = [r[1] for r in con.execute("PRAGMA table_info(results)")]
+            if cols != self.COLUMNS:
+                raise sqlite3.DatabaseError(f"its 'results' table has columns {cols}")
+        except sqlite3.DatabaseError as exc:
+            what = ("is read-only" if "readonly" in str(exc)
+                    else f"is not a spmvtune training store ({exc})")
+            raise ValueError(f"{self.path} {what}; choose another --store") from None
+        except OSError as exc:
+            raise ValueError(f"{self.path}: cannot create the store ({exc.strerror or exc})") from None
 
     def _con(self):
         con = sqlite3.connect(self.path, timeout=30)
@@ -324,7 +339,13 @@ class ResultsStore:
         """[(matrix, family, record)] in insertion order."""
         with self._con() as con:
             rows = con.execute("SELECT matrix, family, record FROM results ORDER BY created").fetchall()
-        return [(m, f, json.loads(r)) for m, f, r in rows]
+        out = []
+        for m, f, r in rows:
+            try:
+                out.append((m, f, json.loads(r)))
+            except (ValueError, TypeError):
+                warnings.warn(f"{self.path}: record of {m!r} is not JSON; skipped")
+        return out
 
 
 def measure_item(name, family, builder, threads, max_nnz=None, timing=None):

@@ -106,3 +106,21 @@ def test_cli_analyze_and_machine(tmp_path):
     bad.write_text("1 2 3\n")
     r = CliRunner().invoke(main, ["analyze", str(bad)])
     assert r.exit_code == 1 and "banner" in r.output
+
+
+def test_profile_calls_a_large_regular_matrix_bandwidth_bound(isolated_cache, monkeypatch):
+    """A 27-point stencil far out of cache is memory-bandwidth bound: the
+    micro-profile, measured against this machine's own read bandwidth, must
+    say so (it once measured half the bandwidth on a busy machine and flagged
+    nothing)."""
+    from spmvtune import generate
+    real = fake_machine()
+    real.read_bandwidth = {t: machine_mod.read_bandwidth(t, nbytes=96 << 20) for t in (1, 2)}
+    real.caches = machine_mod.cache_sizes()
+    if real.caches["L3"] > 128 << 20:
+        pytest.skip("an out-of-cache stencil would be too large for a test here")
+    n = int(np.ceil((3 * real.caches["L3"] / 12.5 / 27) ** (1 / 3)))   # ~3x the L3
+    A = generate.stencil3d(n)
+    res = spmvtune.analyze(A, threads=2, machine=real)
+    assert res.features["ws_over_l3"] > 1.5
+    assert "MB" in res.bottlenecks, (res.scores, res.evidence)

@@ -79,12 +79,12 @@ def test_rerun_skips_what_is_done(collection, tmp_path, monkeypatch):
     monkeypatch.setattr(measure_mod, "measure_item", lambda item, o: seen.append(item.name) or real(item, o))
     from spmvtune.bench import runner
     monkeypatch.setattr(runner, "measure_item", measure_mod.measure_item)
-    r = bench(collection, "--out", out, *FAST)
+    r = bench(collection, "--out", out, *FAST, "--in-process")
     assert sorted(seen) == ["bad", "fem_blocks_900"]
     assert "1 of 3 matrices already in" in r.output
     assert len(stored(out)) == 3
     seen.clear()
-    assert bench(collection, "--out", out, *FAST, "--retry-failed").exit_code == 1
+    assert bench(collection, "--out", out, *FAST, "--retry-failed", "--in-process").exit_code == 1
     assert seen == ["bad"]                     # failures measured again on request
 
 
@@ -100,7 +100,7 @@ def test_interrupted_sweep_keeps_what_was_measured_and_resumes(collection, tmp_p
             raise KeyboardInterrupt
         return real(item, o)
     monkeypatch.setattr(runner, "measure_item", interrupt_second)
-    r = bench(collection, "--out", out, *FAST)
+    r = bench(collection, "--out", out, *FAST, "--in-process")
     assert r.exit_code == 130 and "rerun with --out" in r.output
     assert len(stored(out)) == 1               # the first matrix survived
     monkeypatch.setattr(runner, "measure_item", real)
@@ -125,13 +125,13 @@ def test_failing_and_wrong_kernels_are_recorded_and_the_sweep_goes_on(collection
                         registry.KernelSpec("csr_unroll4", ("CMP",), "wrong", wrong))
     out = tmp_path / "out"
     r = bench(collection / "laplace2d_40.mtx", collection / "sub", "--out", out, *FAST,
-              "--all-kernels", "--no-cache")
+              "--all-kernels", "--no-cache", "--in-process")
     assert r.exit_code == 1
     for row in stored(out).values():
         assert "kaboom" in row["kernel_errors"]["csr_rows"]
         assert "but SciPy gives" in row["kernel_errors"]["csr_unroll4"]
         assert "csr_unroll4" not in row["seconds"] and "csr_balanced" in row["seconds"]
-        assert row["oracle_kernel"] in spmvtune.kernel_names()
+        assert row["oracle_kernel"].partition("@")[0] in spmvtune.kernel_names()
         if "selected" in row["seconds"]:          # the selector may have picked the wrong one
             assert row["regret"] >= 0
         else:
@@ -240,7 +240,7 @@ def test_suite_sweep(tmp_path, monkeypatch):
             "scatter": (lambda: spmvtune.generate.random_scatter(3000, 5), "small")}
     monkeypatch.setitem(items_mod.SUITES, "tiny", tiny)
     out = tmp_path / "out"
-    r = bench("--suite", "tiny", "--out", out, *FAST, "--one-thread")
+    r = bench("--suite", "tiny", "--out", out, *FAST, "--one-thread", "--in-process")
     assert r.exit_code == 0, r.output
     rows = stored(out)
     assert set(rows) == {"lap", "scatter"} and all(r["source"] == "suite" for r in rows.values())
@@ -374,6 +374,140 @@ def test_a_row_whose_selected_kernel_failed_is_reported(tmp_path):
     s = summarize([row])
     assert s["failed"] == 1 and s["mean_regret"] is None
     assert "| m | 10 |" in write_markdown(tmp_path / "r.md", [row], s, {}, {}).read_text()
+
+
+def test_read_results_gives_one_row_per_matrix_and_contestant(collection, tmp_path):
+    from spmvtune.bench import read_results
+    from spmvtune.peers import graphblas_available
+    out = tmp_path / "out"
+    bench(collection, "--out", out, "--all-kernels", "--kernel", "csr_unroll4",
+          "--kernel", "bcsr", *FAST)
+    df = read_results(out)
+    good = df[df.name == "fem_blocks_900"]
+    assert {"selected", "baseline", "scipy", "bcsr", "bcsr@1", "csr_unroll4"} <= set(good.contestant)
+    if graphblas_available()[0]:
+        assert "graphblas" in set(good.contestant)
+    row = good.set_index("contestant")
+    assert row.loc["bcsr", "bytes"] < row.loc["baseline", "bytes"]       # 3x3 blocks: fewer bytes
+    assert (good.seconds > 0).all() and (good.gflops > 0).all()
+    nnz = int(good.nnz.iloc[0])
+    assert row.loc["scipy", "gflops"] == pytest.approx(2 * nnz / row.loc["scipy", "seconds"] / 1e9)
+    bad = df[df.name == "bad"]
+    assert len(bad) == 1 and bad.contestant.isna().all() and "out of bounds" in bad.reason.iloc[0]
+    with pytest.raises(FileNotFoundError):
+        read_results(tmp_path / "nowhere")
+
+
+# ---- hostile input (issue 11): a bad matrix costs one row, never the sweep ---------
+
+@pytest.fixture
+def crashing_worker(monkeypatch):
+    """Measuring processes run tests/crash_worker.py (crashes chosen by name)."""
+    import os
+    from spmvtune.bench import runner
+    tests = str(Path(__file__).resolve().parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [tests, str(Path(spmvtune.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setattr(runner.WorkerProcess, "module", "crash_worker")
+
+
+def test_a_crashing_matrix_costs_its_row_with_the_real_reason(collection, tmp_path,
+                                                              crashing_worker):
+    for name in ("segv_file", "abort_file", "exit_file"):
+        shutil.copy(BUNDLED / "laplace2d_40.mtx", collection / f"{name}.mtx")
+    out = tmp_path / "out"
+    r = bench(collection, "--out", out, *FAST, "--timeout", "120")
+    assert r.exit_code == 1
+    rows = stored(out)
+    assert rows["laplace2d_40"]["status"] == "ok" and rows["fem_blocks_900"]["status"] == "ok"
+    segv, abort, died = rows["segv_file"], rows["abort_file"], rows["exit_file"]
+    assert segv["status"] == "failed"
+    assert "killed by SIGSEGV" in segv["reason"] and "while loading the file" in segv["reason"]
+    assert "Fatal Python error: Segmentation fault" in segv["reason"]
+    # a crash after 0.15 s is a crash, not a timeout
+    assert abort["status"] == "failed" and "SIGABRT" in abort["reason"]
+    assert "while timing csr_balanced" in abort["reason"] and abort["elapsed"] < 60
+    assert died["status"] == "failed" and "exited with status 3" in died["reason"]
+    assert "SIGSEGV" in (out / "report.md").read_text()
+    assert len((out / "results.csv").read_text().splitlines()) == 7
+    # every failure was stored: a rerun moves on instead of dying on the same file
+    r = bench(collection, "--out", out, *FAST)
+    assert "6 of 6 matrices already in" in r.output
+
+
+def test_a_segfault_without_timeout_is_isolated_too(collection, tmp_path, crashing_worker):
+    shutil.copy(BUNDLED / "laplace2d_40.mtx", collection / "segv_x.mtx")
+    out = tmp_path / "out"
+    r = bench(collection / "segv_x.mtx", collection / "laplace2d_40.mtx", "--out", out, *FAST)
+    assert r.exit_code == 1
+    rows = stored(out)
+    assert "SIGSEGV" in rows["segv_x"]["reason"] and rows["laplace2d_40"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("exc", [OverflowError("Line 3"), EOFError(), TypeError("bad"),
+                                 RuntimeError("vector::_M_default_append")])
+def test_any_exception_while_loading_is_a_stored_row(collection, tmp_path, monkeypatch, exc):
+    def boom(item):
+        if item.name == "bad":
+            raise exc
+        return real(item)
+    real = items_mod.load_item
+    monkeypatch.setattr(items_mod, "load_item", boom)
+    out = tmp_path / "out"
+    r = bench(collection, "--out", out, *FAST, "--in-process")
+    assert r.exit_code == 1
+    rows = stored(out)
+    assert rows["bad"]["status"] == "failed" and type(exc).__name__ in rows["bad"]["reason"]
+    assert str(collection / "bad.mtx") in rows["bad"]["reason"]
+    assert rows["laplace2d_40"]["status"] == "ok"
+    assert (out / "results.csv").exists() and (out / "report.md").exists()
+
+
+def test_the_report_is_written_even_when_the_sweep_breaks(collection, tmp_path, monkeypatch):
+    from spmvtune.bench import runner
+    real = measure_mod.measure_item
+    seen = []
+
+    def second_breaks(item, o):
+        seen.append(item)
+        if len(seen) == 2:
+            raise ValueError("a bug in the sweep itself")
+        return real(item, o)
+    monkeypatch.setattr(runner, "measure_item", second_breaks)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["bench", str(collection), "--out", str(out), *FAST,
+                                  "--in-process"])
+    assert r.exit_code == 1 and "a bug in the sweep itself" in r.output
+    assert "Traceback" not in r.output
+    assert len(stored(out)) == 1 and (out / "report.md").exists() and (out / "results.csv").exists()
+
+
+def test_nan_and_inf_matrices_are_measured(tmp_path):
+    p = tmp_path / "nonfinite.mtx"
+    p.write_text("%%MatrixMarket matrix coordinate real general\n3 3 4\n"
+                 "1 1 nan\n2 2 inf\n3 3 1\n3 1 -inf\n")
+    out = tmp_path / "out"
+    r = bench(p, "--out", out, *FAST)
+    assert r.exit_code == 0, r.output
+    assert stored(out)["nonfinite"]["status"] == "ok"
+
+
+def test_file_names_with_pipes_and_newlines_keep_report_md_intact(tmp_path):
+    d = tmp_path / "odd"
+    d.mkdir()
+    for name in ("a|b.mtx", "two\nlines.mtx", "x<script>.mtx"):
+        shutil.copy(BUNDLED / "laplace2d_40.mtx", d / name)
+    (d / "bad|one\n.mtx").write_text(BAD_TEXT)
+    out = tmp_path / "out"
+    r = bench(d, "--out", out, *FAST)
+    assert r.exit_code == 1
+    report = (out / "report.md").read_text()
+    table = [ln for ln in report.splitlines() if ln.startswith("| ")]
+    assert len(table) == 5                       # header + 4 matrices, one line each
+    assert all(ln.count(" | ") == 10 for ln in table)
+    assert "a\\|b" in report and "two\\\\nlines" in report and "<script>" not in report
+    fence = report.split("```")[1]               # the summary: still one fenced block
+    assert "FAILED: bad\\|one" not in fence and "bad|one\\n" in fence
 
 
 def test_value_types_are_measured_as_such(collection, tmp_path):

@@ -115,6 +115,10 @@ BAD = {
     "short_banner": ("%%MatrixMarket matrix coordinate real\n1 1 1\n1 1 1\n", 1, "4 words"),
     "hermitian_real": ("%%MatrixMarket matrix coordinate real hermitian\n1 1 1\n1 1 1\n", 1, "complex"),
     "complex_one_number": ("%%MatrixMarket matrix coordinate complex general\n2 2 1\n1 1 1\n", 3, "invalid"),
+    "complex_three_numbers": ("%%MatrixMarket matrix coordinate complex general\n2 2 1\n1 1 1 2 3\n", 3,
+                              "'row col real imaginary'"),
+    "complex_bad_imaginary": ("%%MatrixMarket matrix coordinate complex general\n2 2 1\n1 1 1 2,5\n", 3,
+                              "invalid value"),
     "no_size_line": ("%%MatrixMarket matrix coordinate real general\n% only a comment\n", 3, "size line"),
     "size_not_int": ("%%MatrixMarket matrix coordinate real general\n3 x 1\n1 1 1\n", 2, "size line"),
     "size_negative": ("%%MatrixMarket matrix coordinate real general\n3 -3 1\n1 1 1\n", 2, "size line"),
@@ -207,6 +211,15 @@ def test_hermitian_storage_expanded_with_the_conjugate(tmp_path):
     assert abs(A - A.T.conj()).max() == 0
 
 
+def test_hermitian_file_storing_both_triangles(tmp_path):
+    head = "%%MatrixMarket matrix coordinate complex hermitian\n2 2 3\n1 1 1 0\n1 2 3 4\n"
+    with pytest.warns(UserWarning, match="both triangles"):
+        A = spmvtune.load(write(tmp_path, "b.mtx", head + "2 1 3 -4\n"))    # conjugate pairs
+    np.testing.assert_array_equal(A.toarray(), [[1, 3 + 4j], [3 - 4j, 0]])
+    with pytest.raises(MatrixFormatError, match="both stored"):
+        spmvtune.load(write(tmp_path, "d.mtx", head + "2 1 3 4\n"))         # not conjugate
+
+
 def test_complex_array_format(tmp_path):
     A = spmvtune.load(write(tmp_path, "a.mtx", "%%MatrixMarket matrix array complex general\n"
                                                "2 1\n1 2\n0 0\n"))
@@ -230,3 +243,315 @@ def test_shared_malformed_files(path):
     assert str(path) in msg and len(msg) < 400
     if path.name in ("netscience.mtx", "lesmis.mtx", "mesh3e1.mtx"):
         assert "0-based" in msg
+
+
+# -- hostile input (issue 11): no crash, no silent misread, bounded memory -------
+
+HEAD = "%%MatrixMarket matrix coordinate real general\n3 3 2\n"
+
+
+def load_error(p, cls=MatrixFormatError):
+    with pytest.raises(cls) as err:
+        spmvtune.load(p)
+    assert str(p) in str(err.value), err.value
+    assert isinstance(err.value, spmvtune.MatrixLoadError)
+    return err.value
+
+
+@pytest.mark.parametrize("value", ["1\x00", "1.5\x00\x00", "2,5", "0x10", "12abc34", "0.5e",
+                                   "1e5.", "infinit", "1.2.3", "--1", "+-1", "1e", "e5", ".",
+                                   "nan(1)", "1_000", "\u00a01", "1\xff"])
+def test_values_with_junk_are_errors_not_truncated(tmp_path, value):
+    p = write(tmp_path, "junk.mtx", (HEAD + f"1 1 {value}\n2 2 1\n").encode("utf-8", "surrogateescape"))
+    err = load_error(p)
+    assert err.line == 3 and "invalid value" in err.problem, err
+
+
+@pytest.mark.parametrize("value,expected", [("1.0D+00", 1.0), ("2d-1", 0.2), ("+1.5", 1.5),
+                                            ("-.5", -0.5), ("5.", 5.0), ("1E+05", 1e5),
+                                            ("-Infinity", -np.inf), ("INF", np.inf),
+                                            ("0012", 12.0)])
+def test_every_accepted_value_is_read_exactly(tmp_path, value, expected):
+    A = spmvtune.load(write(tmp_path, "v.mtx", HEAD.replace("3 3 2", "3 3 1") + f"1 2 {value}\n"))
+    assert A[0, 1] == expected
+
+
+@pytest.mark.parametrize("shape", ["0 3", "3 0", "0 0"])
+def test_empty_array_files(tmp_path, shape):
+    """fast_matrix_market dies of SIGFPE on an array with no rows (found by the fuzz)."""
+    A = spmvtune.load(write(tmp_path, "e.mtx", f"%%MatrixMarket matrix array real general\n{shape}\n"))
+    assert A.shape == tuple(map(int, shape.split())) and A.nnz == 0
+
+
+def test_nan_is_read(tmp_path):
+    A = spmvtune.load(write(tmp_path, "n.mtx", HEAD + "1 1 nan\n2 2 -NaN\n"))
+    assert np.isnan(A.data).all() and A.nnz == 2
+
+
+@pytest.mark.parametrize("line,words", [
+    ("1 1 1 5", "4 fields"),                   # a trailing extra field
+    ("1x 1 1", "row index"),
+    ("1 1.0 1", "column index"),
+    ("-1 1 1", "row index"),
+    ("99999999999999999999999 1 1", "out of bounds"),     # no OverflowError
+    ("1 18446744073709551617 1", "out of bounds"),
+])
+def test_bad_entry_lines(tmp_path, line, words):
+    err = load_error(write(tmp_path, "e.mtx", HEAD + line + "\n2 2 1\n"))
+    assert err.line == 3 and words in err.problem, err
+
+
+def test_integer_field_is_strict_and_never_overflows(tmp_path):
+    head = "%%MatrixMarket matrix coordinate integer general\n2 2 1\n"
+    A = spmvtune.load(write(tmp_path, "big.mtx", head + "1 1 123456789012345678901234567890\n"))
+    assert A[0, 0] == pytest.approx(1.2345678901234568e29)
+    err = load_error(write(tmp_path, "f.mtx", head + "1 1 1.5\n"))
+    assert err.line == 3 and "integers only" in err.problem
+
+
+def test_size_line_overflow_is_a_clear_error(tmp_path):
+    err = load_error(write(tmp_path, "o.mtx", "%%MatrixMarket matrix coordinate real general\n"
+                                              "99999999999999999999 3 1\n1 1 1\n"))
+    assert err.line == 2 and "2^62" in err.problem
+
+
+def test_utf8_bom_is_accepted(tmp_path):
+    A = spmvtune.load(write(tmp_path, "bom.mtx", b"\xef\xbb\xbf" + GENERAL.encode()))
+    assert A.nnz == 4
+    err = load_error(write(tmp_path, "u16.mtx", GENERAL.encode("utf-16")))
+    assert "UTF-16" in err.problem
+
+
+def test_comment_and_blank_lines_in_the_body(tmp_path):
+    A = spmvtune.load(write(tmp_path, "c.mtx", HEAD + "\n% a note\n1 1 1\r\n\t\n2 2 2"))
+    np.testing.assert_array_equal(A.diagonal(), [1, 2, 0])
+
+
+def test_symmetric_file_storing_both_triangles_is_not_doubled(tmp_path):
+    text = ("%%MatrixMarket matrix coordinate real symmetric\n3 3 5\n"
+            "1 1 4\n2 1 1\n1 2 1\n3 2 2\n2 3 2\n")
+    with pytest.warns(UserWarning, match="stores both triangles.*read each entry once"):
+        A = spmvtune.load(write(tmp_path, "both.mtx", text))
+    np.testing.assert_array_equal(A.toarray(), [[4, 1, 0], [1, 0, 2], [0, 2, 0]])
+    # upper triangle only is unambiguous: mirrored without a word
+    A = spmvtune.load(write(tmp_path, "upper.mtx", "%%MatrixMarket matrix coordinate real "
+                                                   "symmetric\n3 3 2\n1 2 1\n2 3 2\n"))
+    np.testing.assert_array_equal(A.toarray(), [[0, 1, 0], [1, 0, 2], [0, 2, 0]])
+
+
+def test_symmetric_file_storing_some_pairs_twice_is_an_error(tmp_path):
+    text = ("%%MatrixMarket matrix coordinate real symmetric\n% c\n3 3 4\n"
+            "2 1 1\n3 1 7\n\n3 2 2\n2 3 5\n")
+    err = load_error(write(tmp_path, "some.mtx", text))
+    assert "(3, 2) and its mirror (2, 3) are both stored" in err.problem
+    assert err.line == 7                       # the blank line counted
+
+
+def test_skew_symmetric_both_triangles_need_opposite_values(tmp_path):
+    text = "%%MatrixMarket matrix coordinate real skew-symmetric\n2 2 2\n2 1 3\n1 2 -3\n"
+    with pytest.warns(UserWarning):
+        A = spmvtune.load(write(tmp_path, "skew.mtx", text))
+    np.testing.assert_array_equal(A.toarray(), [[0, -3], [3, 0]])
+    err = load_error(write(tmp_path, "skew2.mtx", text.replace("-3", "3")))
+    assert "both stored" in err.problem
+
+
+def test_long_lines_are_refused_early(tmp_path):
+    err = load_error(write(tmp_path, "e.mtx", HEAD + "1 1 " + "1" * 5000 + "\n2 2 1\n"))
+    assert err.line == 3 and "longer than" in err.problem
+    err = load_error(write(tmp_path, "s.mtx", HEAD + "1 1 1" + " " * 9000 + "\n2 2 1\n"))
+    assert err.line == 3 and "longer than" in err.problem
+
+
+def test_a_huge_comment_line_costs_neither_memory_nor_time(tmp_path):
+    """A 64 MiB comment line in a gzip of ~64 KiB: refused after reading 1 MiB."""
+    import time
+    import tracemalloc
+    comment = b"%" + b"x" * (64 << 20) + b"\n"
+    body = b"%%MatrixMarket matrix coordinate real general\n" + comment + b"1 1 1\n1 1 1\n"
+    p = write(tmp_path, "bomb.mtx.gz", gzip.compress(body, compresslevel=9))
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    err = load_error(p)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert err.line == 2 and "longer than 1 MiB" in err.problem
+    assert peak < 16 << 20 and time.perf_counter() - t0 < 5
+
+
+def test_a_compressed_file_is_decompressed_once(tmp_path, monkeypatch):
+    reads = []
+    real = gzip.GzipFile.readinto
+
+    def counting(self, b):
+        n = real(self, b)
+        reads.append(n)
+        return n
+    monkeypatch.setattr(gzip.GzipFile, "readinto", counting)
+    big = GENERAL.replace("3 4 4", "300 400 40000") + "1 1 1\n" * 39996
+    A = spmvtune.load(write(tmp_path, "once.mtx.gz", gzip.compress(big.encode())))
+    assert A.nnz == 4
+    assert sum(reads) < len(big)            # the header came from the same pass
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_special_files_are_refused_without_hanging(tmp_path, kind):
+    import os
+    import signal
+    p = tmp_path / "x.mtx"
+    if kind == "fifo":
+        os.mkfifo(p)
+    else:
+        p.symlink_to("/dev/zero")
+    signal.signal(signal.SIGALRM, lambda *a: pytest.fail("load hung"))
+    signal.alarm(10)
+    try:
+        err = load_error(p)
+    finally:
+        signal.alarm(0)
+    assert "not a regular file" in err.problem
+    assert spmvtune.io.header_entries(p) is None
+
+
+def test_a_huge_archive_member_is_streamed_not_read_whole(tmp_path):
+    import tracemalloc
+    member = (b"%%MatrixMarket matrix coordinate real general\n" + b"%" + b"y" * (48 << 20)
+              + b"\n3 3 1\n1 1 1\n")
+    p = tmp_path / "Big.tar.gz"
+    with tarfile.open(p, "w:gz") as tar:
+        info = tarfile.TarInfo("Big/Big.mtx")
+        info.size = len(member)
+        tar.addfile(info, io.BytesIO(member))
+    del member
+    tracemalloc.start()
+    err = load_error(p)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "Big/Big.mtx]:2" in str(err) and peak < 16 << 20
+
+
+def test_running_out_of_memory_names_the_file(tmp_path, monkeypatch):
+    def no_memory(*a, **kw):
+        raise MemoryError()
+    monkeypatch.setattr(spmvtune.io, "_convert_values", no_memory)
+    err = load_error(write(tmp_path, "g.mtx", GENERAL), MatrixTooLargeError)
+    assert "ran out of memory" in err.problem
+    assert str(err).startswith(str(tmp_path / "g.mtx"))
+
+
+def test_every_loader_error_is_one_type_naming_the_file(tmp_path):
+    with pytest.raises(spmvtune.MatrixLoadError, match="no such file") as e:
+        spmvtune.load(tmp_path / "missing.mtx")
+    assert isinstance(e.value, FileNotFoundError) and str(tmp_path) in str(e.value)
+    too_big = write(tmp_path, "huge.mtx", "%%MatrixMarket matrix coordinate real general\n"
+                                          "100000000 100000000 900000000000\n")
+    with pytest.raises(spmvtune.MatrixLoadError, match="huge.mtx:") as e:
+        spmvtune.load(too_big)
+    assert isinstance(e.value, MemoryError)
+    import pickle
+    again = pickle.loads(pickle.dumps(e.value))
+    assert str(again) == str(e.value) and type(again) is type(e.value)
+
+
+# -- .npz ------------------------------------------------------------------------
+
+def npz(tmp_path, name="m.npz", **members):
+    p = tmp_path / name
+    np.savez(p, **members)
+    return p
+
+
+def csr_members(data, indices, indptr, shape=(3, 3)):
+    return dict(format=np.array("csr"), shape=np.array(shape), data=np.asarray(data, float),
+                indices=np.asarray(indices, np.int32), indptr=np.asarray(indptr, np.int32))
+
+
+@pytest.mark.parametrize("members,words", [
+    (csr_members([1, 2], [0, -1], [0, 1, 2, 2]), "column index -1 of row 1"),
+    (csr_members([1, 2], [0, 99], [0, 1, 2, 2]), "column index 99 of row 1"),
+    (csr_members([1, 2], [0, 1], [0, 2, 1, 2]), "indptr decreases at row 1"),
+    (csr_members([1, 2], [0, 1], [0, 1, 2, 9]), "index pointer should be less"),
+    (csr_members([1, 2], [0, 1], [1, 1, 2, 2]), "should start with 0"),
+    (csr_members([1, 2], [0, 1], [0, 1, 2]), "index pointer size 3 should be 4"),
+    (csr_members([1.0], [0, 1], [0, 1, 2, 2]), "same size"),
+    (dict(format=np.array("coo"), shape=np.array([3, 3]), data=np.ones(2),
+          row=np.array([0, -1]), col=np.array([0, 1])), "negative"),
+    (dict(format=np.array("coo"), shape=np.array([3, 3]), data=np.ones(2),
+          row=np.array([0, 5]), col=np.array([0, 1])), "index 5 exceeds"),
+    (dict(format=np.array("csr"), shape=np.array([3, 3]), data=np.ones(2)), "lacks member"),
+    (dict(format=np.array("xyz"), shape=np.array([3, 3]), data=np.ones(2)), "unknown sparse format"),
+    (dict(format=np.array("csr"), shape=np.array([3, -3]), data=np.ones(2),
+          indices=np.zeros(2, int), indptr=np.zeros(4, int)), "'shape'"),
+    (dict(format=np.array("csr"), shape=np.array([3, 3]), data=np.ones(2),
+          indices=np.zeros(2), indptr=np.zeros(4, int)), "must hold integers"),
+    (dict(shape=np.array([3, 3]), data=np.ones(2)), "no 'format' member"),
+])
+def test_npz_index_arrays_are_checked_before_use(tmp_path, members, words):
+    err = load_error(npz(tmp_path, **members))
+    assert words in str(err), err
+
+
+def test_npz_files_that_are_not_sparse_npz(tmp_path):
+    assert "an empty file" in load_error(write(tmp_path, "e.npz", b"")).problem
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "zip.npz", "w"):
+        pass
+    assert "empty zip" in load_error(tmp_path / "zip.npz").problem
+    np.save(tmp_path / "arr.npy", np.arange(5))
+    (tmp_path / "arr.npy").rename(tmp_path / "arr.npz")
+    assert "NumPy .npy array" in load_error(tmp_path / "arr.npz").problem
+    assert "not a SciPy sparse" in load_error(write(tmp_path, "t.npz", b"text")).problem
+    np.savez(tmp_path / "obj.npz", format=np.array("csr"), shape=np.array([1, 1]),
+             data=np.array([object()], dtype=object))
+    assert "Python objects" in str(load_error(tmp_path / "obj.npz"))
+
+
+def test_npz_member_sizes_are_checked_before_reading(tmp_path):
+    p = npz(tmp_path, **csr_members([1, 2], [0, 1], [0, 1, 2, 2]))
+    with pytest.raises(MatrixTooLargeError, match="m.npz"):
+        spmvtune.load(p, max_bytes=100)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "bsr", "dia"])
+def test_npz_every_scipy_format(tmp_path, fmt):
+    B = sp.random_array((12, 8), density=0.3, rng=2, format="csr")
+    sp.save_npz(tmp_path / f"{fmt}.npz", B.asformat(fmt) if fmt != "bsr" else B.tobsr((2, 2)))
+    A = spmvtune.load(tmp_path / f"{fmt}.npz")
+    np.testing.assert_array_equal(A.toarray(), B.toarray())
+    assert A.has_canonical_format
+
+
+# -- scipy input to select_kernel: every index array checked --------------------
+
+def _bad_csr(indices=(0, -1), indptr=(0, 1, 2, 2)):
+    A = sp.csr_array((np.ones(2), np.array([0, 1]), np.array([0, 1, 2, 2])), shape=(3, 3))
+    A.indices = np.array(indices, dtype=np.int32)
+    A.indptr = np.array(indptr, dtype=np.int32)
+    return A
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda: _bad_csr(indices=(0, -1)), "column index -1"),
+    (lambda: _bad_csr(indices=(0, 99)), "column index 99"),
+    (lambda: _bad_csr(indices=(0, 1), indptr=(0, 2, 1, 2)), "indptr decreases at row 1"),
+    (lambda: _bad_csr(indices=(0, 1), indptr=(0, 1, 2, 7)), "points past"),
+    (lambda: _bad_csr(indices=(0, 1), indptr=(1, 1, 2, 2)), "indptr.0. is 1"),
+    (lambda: sp.csc_array(_bad_csr(indices=(0, 1)).T.copy()).__class__(
+        (np.ones(2), np.array([0, 5]), np.array([0, 1, 2, 2])), shape=(3, 3)), "row index 5"),
+])
+def test_select_kernel_checks_scipy_index_arrays(make, words):
+    with pytest.raises(ValueError, match=words):
+        spmvtune.select_kernel(make(), kernel="csr_balanced")
+
+
+def test_select_kernel_checks_mutated_coo_and_lying_flags():
+    B = sp.coo_array((np.ones(2), (np.array([0, 1]), np.array([0, 1]))), shape=(2, 2))
+    B.coords[0][1] = -3
+    with pytest.raises(ValueError, match="row index -3"):
+        spmvtune.select_kernel(B, kernel="csr_balanced")
+    C = sp.csr_array((np.array([1.0, 2.0, 5.0]), np.array([1, 0, 0]), np.array([0, 2, 3])),
+                     shape=(2, 2))
+    C.has_canonical_format = True              # a lie: unsorted indices
+    op = spmvtune.select_kernel(C, kernel="csr_balanced")
+    np.testing.assert_array_equal(op(np.array([1.0, 10.0])), [12.0, 5.0])
+    np.testing.assert_array_equal(C.indices, [1, 0, 0])      # the input is not modified

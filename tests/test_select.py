@@ -196,3 +196,46 @@ def test_cache_cli(cache):
     r = CliRunner().invoke(main, ["cache", "clear"])
     assert r.exit_code == 0 and "cleared" in r.output
     assert cache.info()["entries"] == 0
+
+
+def test_auto_times_only_the_pairs_the_model_cannot_separate():
+    """plan_check on injected predictions: pairs within the margin of the best,
+    plus the baseline, and nothing when the check would cost more than it can gain."""
+    from spmvtune.select import MARGIN, MAX_TIMED, plan_check
+    setup = {"csr_balanced": 0.0, "bcsr": 2e-3, "csr_sym": 1e-3, "csr_vi": 1e-3}.get
+    ranked = [(1.00e-3, "bcsr", 2), (1.05e-3, "csr_sym", 2), (1.60e-3, "csr_vi", 2),
+              (2.00e-3, "csr_balanced", 2), (3.5e-3, "csr_balanced", 1)]
+    no_error = lambda k, t: 0.0                                  # noqa: E731
+    assert plan_check(ranked, 2e-3, 1000, setup, no_error) == [("bcsr", 2), ("csr_sym", 2),
+                                                                ("csr_balanced", 2)]
+    # a model that says it is 60% off widens the margin
+    assert ("csr_vi", 2) in plan_check(ranked, 2e-3, 1000, setup, lambda k, t: 0.6)
+    assert len(plan_check(ranked, 2e-3, 1000, setup, lambda k, t: 5.0)) == MAX_TIMED + 1
+    # too few calls to repay preparing and timing the candidates: trust the prediction
+    assert plan_check(ranked, 2e-3, 5, setup, no_error) == []
+    # a clear winner that is the baseline: nothing to time
+    clear = [(1e-3, "csr_balanced", 2), (2e-3, "bcsr", 2)]
+    assert plan_check(clear, 1e-3, 1000, setup, no_error) == []
+    assert MARGIN > 0
+
+
+def test_thread_count_is_chosen_per_matrix(cache):
+    """No fixed nonzero cutoff: a tiny matrix runs on one thread (the launch
+    costs more than it saves), a large balanced one on two."""
+    tiny = spmvtune.select_kernel(family_matrix("diagonal"), threads=2, cache=False)
+    assert tiny.threads == 1
+    big = generate.banded(400_000, 4)                        # 3.6M nonzeros
+    op = spmvtune.select_kernel(big, threads=2, mode="predicted", cache=False)
+    assert op.threads == 2
+
+
+def test_a_cached_decision_that_cannot_be_prepared_is_made_again(cache):
+    from spmvtune.tuning_cache import decision_key
+    A = family_matrix("random")
+    key = decision_key(as_canonical_csr(A), 2, "auto")
+    cache.put(key, {"kernel": "csr_prefetch", "threads": 2, "options": [["distance", 10**6]]})
+    with pytest.warns(UserWarning, match="cannot be prepared"):
+        op = spmvtune.select_kernel(A, threads=2)
+    x = np.ones(A.shape[1])
+    assert_matches(op(x), A, x, "remade")
+    assert spmvtune.select_kernel(A, threads=2).selection_source == "cache"

@@ -9,3 +9,7 @@ The data flow, one module a step:
     store    rows committed to SQLite as soon as measured (resume), CSV export
     report   summary figures, report.md; plots the PNG charts
 """
+
+from .store import read_results  # noqa: E402
+
+__all__ = ["read_results"]

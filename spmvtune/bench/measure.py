@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..io import MatrixLoadError
+
 #: Status of a row: measured, or why not.
 OK, FAILED, SKIPPED, TIMEOUT = "ok", "failed", "skipped", "timeout"
 #: A kernel is "correct" (for selection accuracy) within this of the fastest.
 NEAR_BEST = 0.05
-PEERS = ("scipy", "mkl_csr", "mkl_ie")
+PEERS = ("scipy", "mkl_csr", "mkl_ie", "graphblas")
 
 
 @dataclass(frozen=True)
@@ -32,45 +34,61 @@ class Options:
     all_kernels: bool = False
     one_thread: bool = False
     mkl: bool = True
+    graphblas: bool = True
     cache: bool = True
     max_nnz: int | None = None
     kernels: tuple = field(default_factory=tuple)   # with all_kernels: only these
     dtype: str | None = None        # convert each matrix to this value type first
 
 
-def measure_item(item, opts):
+def measure_item(item, opts, phase=None):
     """Load and measure one :class:`~spmvtune.bench.items.Item`; never raises
-    for a bad matrix: the row says ``status`` and ``reason``."""
+    for a bad matrix or a failing kernel: the row says ``status`` and ``reason``.
+    phase: called with what is being done ("loading the file", ...), so that
+    a process that crashes can say where (:mod:`spmvtune.bench.runner`)."""
     from .items import load_item, stored_entries
-    row = {"matrix": item.key, "name": item.name, "source": item.kind,
-           "threads": opts.threads, "host": socket.gethostname(),
-           "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    phase = phase or (lambda what: None)
+    row = base_row(item, opts)
     t0 = time.perf_counter()
-    entries = stored_entries(item)
-    if opts.max_nnz is not None and entries is not None and entries > opts.max_nnz:
-        return dict(row, status=SKIPPED, reason=f"{entries} entries > --max-nnz {opts.max_nnz}",
-                    nnz=entries, elapsed=time.perf_counter() - t0)
+
+    def failed(reason):
+        return dict(row, status=FAILED, reason=reason, elapsed=time.perf_counter() - t0)
     try:
+        phase("reading the header")
+        entries = stored_entries(item)
+        if opts.max_nnz is not None and entries is not None and entries > opts.max_nnz:
+            return dict(row, status=SKIPPED, reason=f"{entries} entries > --max-nnz {opts.max_nnz}",
+                        nnz=entries, elapsed=time.perf_counter() - t0)
+        phase("loading the file")
         A = load_item(item)
         if opts.dtype is not None:
             from ..validate import as_value_type
             A = as_value_type(A, opts.dtype)
-    except (ValueError, TypeError, MemoryError, OSError) as exc:
-        return dict(row, status=FAILED, reason=str(exc), elapsed=time.perf_counter() - t0)
+    except MemoryError as exc:
+        return failed(str(exc) or f"{item.ref}: out of memory while loading")
+    except Exception as exc:          # noqa: BLE001 - any bad file costs its row only
+        return failed(str(exc) if isinstance(exc, MatrixLoadError)
+                      else f"{item.ref}: {type(exc).__name__}: {exc}")
     row.update(rows=int(A.shape[0]), cols=int(A.shape[1]), nnz=int(A.nnz), dtype=A.dtype.name)
     if opts.max_nnz is not None and A.nnz > opts.max_nnz:
         return dict(row, status=SKIPPED, reason=f"{A.nnz} nonzeros > --max-nnz {opts.max_nnz}",
                     elapsed=time.perf_counter() - t0)
     try:
-        row.update(measure_matrix(A, opts))
+        row.update(measure_matrix(A, opts, phase))
     except Exception as exc:          # noqa: BLE001 - a sweep reports and goes on
-        return dict(row, status=FAILED, reason=f"{type(exc).__name__}: {exc}",
-                    elapsed=time.perf_counter() - t0)
+        return failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     row["elapsed"] = time.perf_counter() - t0
     return row
 
 
-def measure_matrix(A, opts):
+def base_row(item, opts):
+    """The fields every row has, measured or not."""
+    return {"matrix": item.key, "name": item.name, "source": item.kind,
+            "threads": opts.threads, "host": socket.gethostname(),
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def measure_matrix(A, opts, phase=None):
     """The measured fields of a row for a ``scipy.sparse`` matrix ``A``.
 
     Times in seconds per product, ``intensity`` in flop/byte (CSR bytes of
@@ -80,11 +98,12 @@ def measure_matrix(A, opts):
     from .. import select_kernel
     from ..analysis import structural_bottlenecks
     from ..machine import csr_bytes, machine_profile
-    from ..pool import KernelUnusable, kernel_names
+    from ..pool import KernelUnusable, get_kernel, kernel_names
     from ..select import BASELINE
-    from ..timing import OPENMP_SPIN_SECONDS, interleaved_medians
+    from ..timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
     from ..validate import first_mismatch
 
+    phase = phase or (lambda what: None)
     A = A.tocsr()
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, A.shape[1])
@@ -94,9 +113,11 @@ def measure_matrix(A, opts):
     y = np.empty(A.shape[0], A.dtype)
     ref = A @ x
     contestants, errors = {"scipy": lambda: A @ x}, {}
+    kernel_bytes = {}
 
     def check(name, fn):
         """Add ``fn`` as a contestant if its product agrees with SciPy."""
+        phase(f"checking {name} against SciPy")
         try:
             y.fill(np.nan)
             fn()
@@ -108,21 +129,31 @@ def measure_matrix(A, opts):
         contestants[name] = fn
         return True
 
+    phase("selecting a kernel")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # foreign-model warnings: once per CLI run
         sel = select_kernel(A, threads=opts.threads, cache=opts.cache)
     check("selected", lambda: sel.matvec(x, out=y))
     wanted = ([BASELINE] + [n for n in (opts.kernels or kernel_names()) if n != BASELINE]
               if opts.all_kernels else [BASELINE])
-    for name in wanted:
+    # with --all-kernels every kernel runs at the sweep's threads and, as
+    # "kernel@1", on one thread: the oracle is the fastest (kernel, threads) pair
+    pairs = [(name, opts.threads) for name in wanted]
+    if opts.all_kernels and opts.threads > 1:
+        pairs += [(name, 1) for name in wanted if not get_kernel(name).serial_only]
+    for name, t in pairs:
+        label = "baseline" if (name, t) == (BASELINE, opts.threads) else (
+            name if t == opts.threads else f"{name}@{t}")
+        phase(f"preparing {label}")
         try:
-            op = select_kernel(A, kernel=name, threads=opts.threads)
+            op = select_kernel(A, kernel=name, threads=t)
         except KernelUnusable:
             continue
         except Exception as exc:      # noqa: BLE001
-            errors[name] = f"{type(exc).__name__}: {exc}"
+            errors[label] = f"{type(exc).__name__}: {exc}"
             continue
-        check("baseline" if name == BASELINE else name, lambda op=op: op.matvec(x, out=y))
+        if check(label, lambda op=op: op.matvec(x, out=y)):
+            kernel_bytes[label] = op.nbytes
     if opts.one_thread:
         sel1 = select_kernel(A, threads=1, cache=opts.cache)
         check("selected_1t", lambda: sel1.matvec(x, out=y))
@@ -130,6 +161,7 @@ def measure_matrix(A, opts):
         from ..peers import MKLMatrix, mkl_available
         if mkl_available()[0]:
             for label, optimize in (("mkl_csr", False), ("mkl_ie", True)):
+                phase(f"preparing {label}")
                 try:
                     m = MKLMatrix(A, opts.threads, optimize=optimize)
                 except Exception as exc:   # noqa: BLE001
@@ -137,8 +169,19 @@ def measure_matrix(A, opts):
                     continue
                 check(label, lambda m=m: m(x, y))
 
+    if opts.graphblas:
+        from ..peers import GraphBLASMatrix, graphblas_available
+        if graphblas_available()[0]:
+            try:
+                g = GraphBLASMatrix(A, opts.threads)
+                if check("graphblas", lambda g=g: g(x, y)):
+                    contestants["graphblas"] = g.mxv        # the product alone (x loaded)
+            except Exception as exc:   # noqa: BLE001
+                errors["graphblas"] = f"{type(exc).__name__}: {exc}"
+    phase("timing " + ", ".join(contestants))
     spin = {k: OPENMP_SPIN_SECONDS for k in ("mkl_csr", "mkl_ie") if k in contestants}
-    seconds = interleaved_medians(contestants, repeats=opts.repeats, settle=spin)
+    seconds = interleaved_medians(contestants, repeats=opts.repeats, settle=spin,
+                                  batch_seconds=STABLE_BATCH_SECONDS)
     if opts.all_kernels and "baseline" in seconds:
         seconds[BASELINE] = seconds["baseline"]      # timed once, listed in the pool too
     bottlenecks = list(sel.bottlenecks) or structural_bottlenecks(A, opts.threads)
@@ -148,6 +191,8 @@ def measure_matrix(A, opts):
            "reason": "; ".join(f"{k}: {v}" for k, v in errors.items()) or None,
            "seconds": seconds, "kernel_errors": errors,
            "selected_kernel": sel.kernel, "selected_threads": sel.threads,
+           "selected_bytes": sel.nbytes, "kernel_bytes": kernel_bytes,
+           "break_even_calls": sel.break_even_calls,
            "selection_source": sel.selection_source,
            "selection_seconds": sel.selection_seconds, "setup_seconds": sel.setup_seconds,
            "bottlenecks": bottlenecks,

@@ -7,6 +7,23 @@ from .measure import NEAR_BEST, OK, SKIPPED, gflops_of
 CLASSES = ("MB", "ML", "IMB", "CMP")
 
 
+def one_line(text):
+    """``text`` on one line: control characters (newlines, tabs, escapes)
+    written as backslash escapes, so that a file name cannot break a line of
+    the terminal output or of report.md."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def md_cell(text):
+    """``text`` for a Markdown table cell: one line, '|' and '\\' escaped,
+    '<' as an entity (no HTML from a file name)."""
+    return one_line(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+
+
 def geomean(values):
     values = [v for v in values if v > 0 and math.isfinite(v)]
     return math.exp(sum(map(math.log, values)) / len(values)) if values else None
@@ -27,7 +44,7 @@ def summarize(rows):
          "measured": sum(r.get("status") == OK for r in rows),
          "skipped": sum(r.get("status") == SKIPPED for r in rows),
          "failed": sum(r.get("status") not in (OK, SKIPPED) for r in rows)}
-    for over in ("scipy", "baseline", "mkl_csr", "mkl_ie"):
+    for over in ("scipy", "baseline", "mkl_csr", "mkl_ie", "graphblas"):
         s[f"speedup_vs_{over}"] = geomean(v for r in ok if (v := speedup(r, over)) is not None)
         s[f"n_vs_{over}"] = sum(speedup(r, over) is not None for r in ok)
     s["oracle_vs_scipy"] = geomean(r["seconds"]["scipy"] / r["oracle_seconds"] for r in ok
@@ -72,8 +89,9 @@ def summary_lines(s):
     lines = [f"matrices {s['matrices']}: measured {s['measured']}, skipped {s['skipped']}, "
              f"failed {s['failed']}"]
     for over, label in (("scipy", "SciPy csr_matvec"), ("baseline", "CSR baseline"),
-                        ("mkl_csr", "MKL CSR"), ("mkl_ie", "MKL Inspector-Executor")):
-        if s[f"n_vs_{over}"]:
+                        ("mkl_csr", "MKL CSR"), ("mkl_ie", "MKL Inspector-Executor"),
+                        ("graphblas", "GraphBLAS mxv")):
+        if s.get(f"n_vs_{over}"):
             lines.append(f"selected vs {label:24s} {_x(s[f'speedup_vs_{over}'])} "
                          f"(geometric mean of {s[f'n_vs_{over}']})")
     if s["oracle_vs_scipy"]:
@@ -93,7 +111,7 @@ def summary_lines(s):
             f"{c} {v['count']} ({_x(v['speedup_vs_scipy'])} vs SciPy)"
             for c, v in s["classes"].items()))
     for f in s["failures"]:
-        lines.append(f"{f['status'].upper()}: {f['name']}: {f['reason']}")
+        lines.append(f"{str(f['status']).upper()}: {one_line(f['name'])}: {one_line(f['reason'])}")
     return lines
 
 
@@ -113,12 +131,13 @@ def write_markdown(path, rows, s, plots, context):
             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         g = gflops_of(r) if r.get("seconds") else {}
+        status = r.get("status", "") + (f": {r['reason']}" if r.get("reason") else "")
         out.append("| " + " | ".join([
-            str(r.get("name")), str(r.get("nnz", "")), ",".join(r.get("bottlenecks") or []) or "-",
+            md_cell(r.get("name")), str(r.get("nnz", "")), ",".join(r.get("bottlenecks") or []) or "-",
             str(r.get("selected_kernel") or "-"), _x(g.get("selected"), "{:.2f}"),
             _x(g.get("scipy"), "{:.2f}"), _x(g.get("mkl_ie"), "{:.2f}"),
             _x(speedup(r, "scipy")), _x(speedup(r, "mkl_ie")),
             (f"{r['gbps']:.1f} ({r['bandwidth_percent']:.0f}%)" if r.get("gbps") else "-"),
-            r.get("status", "") + (f": {r['reason']}" if r.get("reason") else "")]) + " |")
+            md_cell(status)]) + " |")
     path.write_text("\n".join(out) + "\n")
     return path

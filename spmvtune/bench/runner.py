@@ -1,25 +1,39 @@
 """Where result rows are measured.
 
-* :func:`run_local` in this process, one matrix after another.
-* With a timeout, in a worker process (:class:`WorkerProcess`) that is killed
-  and replaced when a matrix takes too long or crashes it (a segfault in a
-  kernel costs one row, not the sweep).
+* :func:`run_local`, by default in a worker process (:class:`WorkerProcess`):
+  a crash in native code (a parser, a kernel, MKL) or a timeout costs that
+  matrix's row, recorded with its real reason (the signal, and what the
+  worker was doing), and the next matrix gets a fresh process.  With
+  ``isolate=False`` in this process (faster to start; a crash ends the sweep).
 * :func:`run_distributed` on a Dask distributed cluster: each task measures
   one matrix on its worker, serialised per worker process (timings must not
-  share the cores), and rows stream back to the caller as they finish.
+  share the cores), in a worker process of its own, and rows stream back to
+  the caller as they finish.
 
 All yield rows in completion order; the caller stores each at once.
 """
-import multiprocessing
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from multiprocessing.connection import Connection
 
-from .measure import FAILED, TIMEOUT, measure_item
+from .measure import FAILED, TIMEOUT, base_row, measure_item
+
+#: Seconds a new worker may take to import spmvtune before it counts as broken.
+STARTUP_SECONDS = 300
 
 
-def run_local(items, opts, timeout=None):
-    """Rows of ``items`` measured here (in a worker process when ``timeout``)."""
-    if timeout is None:
+def run_local(items, opts, timeout=None, isolate=True):
+    """Rows of ``items`` measured in a worker process (``isolate``, required
+    for ``timeout``) or in this process."""
+    if not isolate:
+        if timeout is not None:
+            raise ValueError("a timeout needs a worker process (isolate=True)")
         for item in items:
             yield measure_item(item, opts)
         return
@@ -32,58 +46,125 @@ def run_local(items, opts, timeout=None):
 
 
 class WorkerProcess:
-    """A spawned process measuring one item at a time; restarted after a
-    timeout or a crash.  The first item pays the worker's imports (~2 s), the
-    timeout counts from when the item is handed over."""
+    """A child Python process (``python -m spmvtune.bench.worker``) measuring
+    one item at a time over two pipes; restarted after a timeout or a crash.
+
+    The child says when its imports are done, so the timeout counts from when
+    the item is handed over, not from the process start, and it reports each
+    phase of the work, so a crash says what it interrupted.  Started with
+    ``subprocess`` rather than ``multiprocessing``: it also works inside a
+    daemonic Dask worker, which may not have multiprocessing children.
+    """
+
+    #: The module run as the measuring process (tests substitute one that crashes).
+    module = "spmvtune.bench.worker"
 
     def __init__(self):
-        self._proc = self._conn = None
+        self._proc = self._send = self._recv = self._log = None
 
     def _start(self):
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child,), daemon=True)
-        self._proc.start()
-        child.close()
-
-    def measure(self, item, opts, timeout):
-        if self._proc is None or not self._proc.is_alive():
-            self._start()
-        t0 = time.perf_counter()
-        self._conn.send((item, opts))
-        base = {"matrix": item.key, "name": item.name, "source": item.kind,
-                "threads": opts.threads, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        to_child, from_parent = os.pipe()
+        to_parent, from_child = os.pipe()
+        self._log = tempfile.TemporaryFile()
         try:
-            if self._conn.poll(timeout):
-                return self._conn.recv()
-        except (EOFError, OSError):
-            pass                                     # the worker died mid-item
-        died = not self._proc.is_alive()
-        code = self._proc.exitcode
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", self.module, str(to_child), str(from_child)],
+                pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL,
+                stdout=self._log, stderr=self._log,
+                start_new_session=True)    # Ctrl-C reaches the parent only, which kills it
+        finally:
+            os.close(to_child)
+            os.close(from_child)
+        self._send = Connection(from_parent, readable=False)
+        self._recv = Connection(to_parent, writable=False)
+        if not self._recv.poll(STARTUP_SECONDS):
+            raise RuntimeError(f"the measuring process did not start in {STARTUP_SECONDS} s")
+        self._recv.recv()                             # ("ready", pid)
+
+    def measure(self, item, opts, timeout=None):
+        """The row of ``item``; a crash or a timeout gives a row saying so."""
+        try:
+            if self._proc is None or self._proc.poll() is not None:
+                self.close()
+                self._start()
+            self._send.send((item, opts))
+        except (OSError, EOFError, RuntimeError) as exc:
+            self.close()
+            return dict(base_row(item, opts), status=FAILED, elapsed=0.0,
+                        reason=f"could not start the measuring process: {exc}")
+        t0 = time.perf_counter()
+        phase = "starting"
+        while True:
+            left = None if timeout is None else timeout - (time.perf_counter() - t0)
+            if left is not None and left <= 0:
+                self.close()
+                return dict(base_row(item, opts), status=TIMEOUT,
+                            elapsed=time.perf_counter() - t0,
+                            reason=f"over the per-matrix timeout of {timeout:g} s "
+                                   f"(killed while {phase})")
+            try:
+                if not self._recv.poll(1.0 if left is None else min(left, 1.0)):
+                    if self._proc.poll() is None:
+                        continue
+                    raise EOFError
+                kind, payload = self._recv.recv()
+            except (EOFError, OSError):
+                return dict(base_row(item, opts), status=FAILED,
+                            elapsed=time.perf_counter() - t0, reason=self._death(phase))
+            if kind == "phase":
+                phase = payload
+            else:
+                return payload
+
+    def _death(self, phase):
+        """Why the worker died: the signal or exit status, what it was doing,
+        and the first line of Python's fatal-error report when there is one."""
+        try:
+            code = self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            code = self._proc.wait()
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            what = f"killed by {name}"
+            if -code == signal.SIGKILL:
+                what += " (out of memory? the kernel's OOM killer sends it)"
+            elif signal.strsignal(-code):
+                what += f" ({signal.strsignal(-code).lower()})"
+        else:
+            what = f"exited with status {code}"
+        detail = self._log_line()
         self.close()
-        if died:
-            return dict(base, status=FAILED, elapsed=time.perf_counter() - t0,
-                        reason=f"the measuring process died (exit code {code}; "
-                               "a negative code is the signal that killed it)")
-        return dict(base, status=TIMEOUT, elapsed=time.perf_counter() - t0,
-                    reason=f"over the per-matrix timeout of {timeout:g} s")
+        return (f"the measuring process was {what} while {phase}"
+                + (f": {detail}" if detail else ""))
+
+    def _log_line(self):
+        try:
+            self._log.seek(0)
+            lines = self._log.read()[-20000:].decode("utf-8", "replace").splitlines()
+        except (OSError, ValueError, AttributeError):
+            return ""
+        fatal = [ln for ln in lines if ln.startswith(("Fatal Python error", "MemoryError"))]
+        return (fatal[0] if fatal else "")[:200]
 
     def close(self):
         if self._proc is not None:
-            if self._proc.is_alive():
+            if self._proc.poll() is None:
                 self._proc.kill()
-            self._proc.join(5)
-            self._conn.close()
-        self._proc = self._conn = None
-
-
-def _serve(conn):
-    while True:
-        try:
-            item, opts = conn.recv()
-        except (EOFError, KeyboardInterrupt):
-            return
-        conn.send(measure_item(item, opts))
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        for c in (self._send, self._recv, self._log):
+            if c is not None:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+        self._proc = self._send = self._recv = self._log = None
 
 
 # ---- Dask distributed ---------------------------------------------------------
@@ -92,13 +173,17 @@ _ONE_AT_A_TIME = threading.Lock()
 _WORKER = {}
 
 
+@atexit.register
+def _close_worker():
+    if "process" in _WORKER:
+        _WORKER.pop("process").close()
+
+
 def measure_on_worker(item, opts, timeout=None):
     """The Dask task: measure one item on this worker, one at a time per worker
-    process whatever its thread count (the lock), in a worker subprocess when
-    a timeout is set."""
+    process whatever its thread count (the lock), in a measuring subprocess
+    (a crash costs the row, not the Dask worker)."""
     with _ONE_AT_A_TIME:
-        if timeout is None:
-            return measure_item(item, opts)
         worker = _WORKER.setdefault("process", WorkerProcess())
         return worker.measure(item, opts, timeout)
 

@@ -5,7 +5,9 @@ export for spreadsheets and pandas, rewritten from the store.
 """
 import csv
 import json
+import os
 import sqlite3
+import warnings
 from pathlib import Path
 
 from .measure import FAILED, TIMEOUT, gflops_of
@@ -21,10 +23,22 @@ CSV_FIELDS = ("name", "status", "reason", "rows", "cols", "nnz", "dtype", "threa
 class BenchStore:
     """``results.sqlite`` in an output directory (WAL: readers never block the writer)."""
 
+    COLUMNS = ["matrix", "threads", "status", "row"]
+
     def __init__(self, out_dir):
+        """Open (or create) the store; ValueError saying why when the directory
+        cannot be written or the file is not a results store."""
         self.dir = Path(out_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / "results.sqlite"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"cannot create --out directory {self.dir}: "
+                             f"{exc.strerror or exc}") from None
+        if not os.access(self.dir, os.W_OK | os.X_OK) or (
+                self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK)):
+            raise ValueError(f"{self.path if self.path.exists() else self.dir} is not writable: "
+                             "choose another --out")
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
@@ -33,10 +47,21 @@ class BenchStore:
 
     def _open(self):
         db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE IF NOT EXISTS rows (matrix TEXT NOT NULL, threads INTEGER NOT NULL,"
-                   " status TEXT NOT NULL, row TEXT NOT NULL, PRIMARY KEY (matrix, threads))")
-        db.commit()
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            tables = {t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables - {"rows"}:
+                raise sqlite3.DatabaseError(f"it holds other tables: {', '.join(sorted(tables))}")
+            db.execute("CREATE TABLE IF NOT EXISTS rows (matrix TEXT NOT NULL, threads INTEGER "
+                       "NOT NULL, status TEXT NOT NULL, row TEXT NOT NULL, "
+                       "PRIMARY KEY (matrix, threads))")
+            cols = [r[1] for r in db.execute("PRAGMA table_info(rows)")]
+            if cols != self.COLUMNS:
+                raise sqlite3.DatabaseError(f"its 'rows' table has columns {cols}")
+            db.commit()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
         return db
 
     def done(self, threads, retry_failed=False):
@@ -58,7 +83,17 @@ class BenchStore:
         q, args = "SELECT row FROM rows", ()
         if threads is not None:
             q, args = q + " WHERE threads = ?", (threads,)
-        return [json.loads(r) for (r,) in self._db.execute(q + " ORDER BY rowid", args)]
+        out = []
+        for (r,) in self._db.execute(q + " ORDER BY rowid", args):
+            try:
+                row = json.loads(r)
+            except (ValueError, TypeError):
+                row = None
+            if isinstance(row, dict) and "matrix" in row and "name" in row:
+                out.append(row)
+            else:
+                warnings.warn(f"{self.path}: a stored row is not a result; skipped")
+        return out
 
     def export_csv(self, rows=None):
         """Write ``results.csv`` (one line per matrix, GFLOP/s per contestant); returns its path."""
@@ -85,3 +120,49 @@ class BenchStore:
 def _contestant_order(name):
     first = ("selected", "selected_1t", "baseline", "scipy", "mkl_csr", "mkl_ie")
     return (first.index(name), "") if name in first else (len(first), name)
+
+
+def read_results(out_dir):
+    """A sweep's results as a pandas DataFrame: one row per matrix and contestant.
+
+    Columns: matrix, name, status, rows, cols, nnz, threads, contestant,
+    seconds (median per product), gflops, bytes (the contestant's matrix
+    storage: the kernel's for pool kernels, plain CSR for SciPy and the
+    peers), gbps (bytes + x + y over the time), selected_kernel, oracle_kernel,
+    regret.  Failed matrices appear once with contestant None and their reason.
+    out_dir: a ``bench --out`` directory (or its results.sqlite)."""
+    import pandas as pd
+    from ..machine import csr_bytes
+    path = Path(out_dir)
+    if path.is_dir():
+        path = path / "results.sqlite"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no bench results here")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = [json.loads(r) for (r,) in db.execute("SELECT row FROM rows ORDER BY rowid")]
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{path}: not a spmvtune results store ({exc})") from None
+    finally:
+        db.close()
+    out = []
+    for r in rows:
+        base = {k: r.get(k) for k in ("matrix", "name", "status", "rows", "cols", "nnz",
+                                      "threads", "selected_kernel", "oracle_kernel", "regret")}
+        seconds = r.get("seconds") or {}
+        if not seconds:
+            out.append({**base, "contestant": None, "seconds": None, "gflops": None,
+                        "bytes": None, "gbps": None, "reason": r.get("reason")})
+            continue
+        plain = csr_bytes(r["rows"], r["cols"], r["nnz"]) - 8.0 * (r["rows"] + r["cols"])
+        kb = r.get("kernel_bytes") or {}
+        for name, t in seconds.items():
+            nbytes = (r.get("selected_bytes") if name == "selected" else
+                      kb.get(name, kb.get("baseline") if name == "csr_balanced" else None))
+            nbytes = float(nbytes) if nbytes is not None else plain
+            out.append({**base, "contestant": name, "seconds": t,
+                        "gflops": 2.0 * r["nnz"] / t / 1e9 if t > 0 else None,
+                        "bytes": nbytes,
+                        "gbps": (nbytes + 8.0 * (r["rows"] + r["cols"])) / t / 1e9 if t > 0 else None,
+                        "reason": r.get("reason")})
+    return pd.DataFrame(out)

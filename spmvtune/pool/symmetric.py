@@ -80,26 +80,27 @@ def symmetry_kind(csr):
     """"symmetric" (A == A^T), "skew-symmetric" (A == -A^T) or "hermitian"
     (A == A^H, complex), else KernelUnusable.
 
-    Trusts a symmetry the file declared; otherwise compares A with A^T (one
-    transpose, O(nnz), paid once in ``prepare``).  A real matrix declared
+    Always verified (one transpose and a comparison, O(nnz), paid once in
+    ``prepare``): a symmetry the file declared only decides which kind is
+    tried first, because a loaded matrix may have been edited since (a
+    Dirichlet row makes a symmetric matrix general).  For real values
     hermitian is symmetric.
     """
     if csr.shape[0] != csr.shape[1]:
         raise KernelUnusable("symmetric storage needs a square matrix")
     cplx = np.issubdtype(csr.data.dtype, np.complexfloating)
-    if csr.symmetry in ("symmetric", "skew-symmetric"):
-        return csr.symmetry
-    if csr.symmetry == "hermitian":
-        return "hermitian" if cplx else "symmetric"
     A = sp.csr_array((csr.data, csr.indices, csr.indptr), shape=csr.shape)
     At = A.T.tocsr()
-    if (A != At).nnz == 0:
-        return "symmetric"
-    if (A != -At).nnz == 0:
-        return "skew-symmetric"
-    if cplx and (A != At.conj()).nnz == 0:
-        return "hermitian"
-    raise KernelUnusable("matrix is not symmetric, skew-symmetric or hermitian")
+    mirrors = {"symmetric": lambda: At, "skew-symmetric": lambda: -At}
+    if cplx:
+        mirrors["hermitian"] = lambda: At.conj()
+    order = sorted(mirrors, key=lambda kind: kind != csr.symmetry)     # the declared kind first
+    for kind in order:
+        if (A != mirrors[kind]()).nnz == 0:
+            return kind
+    declared = (f" (its file declared {csr.symmetry}: was it changed since?)"
+                if csr.symmetry in ("symmetric", "skew-symmetric", "hermitian") else "")
+    raise KernelUnusable("matrix is not symmetric, skew-symmetric or hermitian" + declared)
 
 
 def _prepare(csr, threads, *, wide=False):
