@@ -1,0 +1,171 @@
+"""Kernel selection inside a solve: start on the baseline, tune when it pays.
+
+A solver does not know how many products it will run: ``maxiter`` (10 n by
+default) is a bound, not an estimate.  Selecting a kernel costs on the order
+of a hundred or more products (features, micro-profile, candidates timed and
+prepared; ``benchmarks/solvers.py`` prints what it cost), which a solve of a
+few dozen iterations never earns back.  So:
+
+1. The solve starts at once on the baseline (``csr_balanced``; one thread for
+   small matrices), prepared in a few products' time.
+2. After each iteration the tuner extrapolates the residual history to the
+   products still needed: ``calls * log(res / target) / log(res0 / res)``,
+   the average rate so far, capped by what ``maxiter`` leaves (a solve that
+   does not converge runs to ``maxiter``).
+3. When that estimate, checked twice, would save twice what selection costs
+   (:func:`worth_tuning`: about 1,600 products of a large matrix, many
+   more of a small one, whose products are cheap next to selection), it calls
+   :func:`spmvtune.select_kernel` once with ``expected_calls`` = the estimate
+   (so selection spends what the rest of the solve can repay, and the tuning
+   cache serves later solves of the same matrix) and swaps the operator in.
+4. The next few products with the new kernel are timed inside the solve; if
+   they are not faster than the baseline's were, the baseline comes back.
+"""
+import math
+import warnings
+
+import numpy as np
+
+from ..select import select_kernel
+
+#: What selection is assumed to cost: ``SELECT_SECONDS + SELECT_PRODUCTS``
+#: products of the running kernel (cold, ``mode="auto"``: 0.04 s for 50,000
+#: nonzeros, 0.7 s = ~160 products for the 7M-nonzero Poisson matrix of
+#: benchmarks/solvers.py), and the fraction of a product a better kernel saves
+#: (20-40% on those matrices).  Tuning starts when the products estimated to
+#: remain would save twice the cost.
+SELECT_SECONDS = 0.04
+SELECT_PRODUCTS = 200
+GAIN = 0.25
+MARGIN = 2.0
+#: Products on the baseline before the first estimate (the first iterations'
+#: rate says little), and the estimate must hold again after this factor more
+#: products before selection starts.
+FIRST_ESTIMATE = 20
+CONFIRM_AFTER = 1.25
+#: Use the tuning cache (:mod:`spmvtune.tuning_cache`) for in-solve
+#: selections; benchmarks set it False to measure a cold selection.
+USE_CACHE = True
+#: Products with a new kernel timed before it is kept or dropped.
+VERIFY_PRODUCTS = 6
+#: The new kernel is kept when its median product is at most this fraction of
+#: the baseline's.
+KEEP_BELOW = 0.98
+
+
+class Tuner:
+    """In-solve selection for one matrix (see the module docstring).
+
+    csr: the canonical matrix; threads: the caller's thread limit;
+    max_products: products ``maxiter`` allows; cache: use the tuning cache
+    (default :data:`USE_CACHE`).
+    After the solve: ``events`` lists what happened (for the CLI and tests).
+    """
+
+    def __init__(self, csr, threads, max_products, cache=None):
+        self.csr = csr
+        self.threads = threads
+        self.max_products = max_products
+        self.cache = USE_CACHE if cache is None else cache
+        self.res0 = None
+        self.state = "baseline"       # -> "verify" -> "done"
+        self.events = []
+        self.baseline = None
+        self.candidate = None
+        self.estimate = None
+        self._next_check = FIRST_ESTIMATE
+        self._confirmed = False
+
+    def start(self):
+        """The baseline operator the solve begins with."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.baseline = select_kernel(self.csr, threads=self.threads, expected_calls=1,
+                                          cache=False)
+        return self.baseline
+
+    def checkpoint(self, product, residual, target):
+        """Called after each iteration with the residual norm and its target."""
+        if self.state == "done":
+            return
+        if self.state == "verify":
+            self._verify(product)
+            return
+        if self.res0 is None:
+            self.res0 = residual
+            return
+        calls = product.calls
+        if calls < self._next_check:
+            return
+        times = product.recent_times()
+        t_prod = float(np.median(times)) if len(times) else 0.0
+        need = worth_tuning(t_prod)
+        left = self.max_products - calls
+        if left < need:
+            self.state = "done"       # maxiter alone rules it out
+            return
+        est = remaining_products(calls, self.res0, residual, target)
+        est = left if est is None else min(est, left)
+        self.estimate = est
+        if est < need:
+            self._confirmed = False
+            self._next_check = calls + 1
+        elif not self._confirmed:     # once more, a little later
+            self._confirmed = True
+            self._next_check = int(calls * CONFIRM_AFTER) + 1
+        else:
+            self._tune(product, int(est))
+
+    def _tune(self, product, expected):
+        base_times = product.recent_times()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            op = select_kernel(self.csr, threads=self.threads, expected_calls=expected,
+                               cache=self.cache)
+        self.events.append(f"selected {op.kernel} ({op.threads} threads) for ~{expected} "
+                           f"products in {op.selection_seconds + op.setup_seconds:.2f} s")
+        if op.kernel == self.baseline.kernel and op.threads == self.baseline.threads:
+            self.state = "done"
+            return
+        self.candidate = op
+        self._base_median = float(np.median(base_times)) if len(base_times) else None
+        product.swap(op)
+        self.state = "verify"
+
+    def _verify(self, product):
+        times = product.recent_times()
+        if len(times) < VERIFY_PRODUCTS:
+            return
+        self.state = "done"
+        if self._base_median is None:
+            return
+        new = float(np.median(times))
+        if new > KEEP_BELOW * self._base_median:
+            product.swap(self.baseline)
+            self.events.append(f"kept {self.baseline.kernel}: {self.candidate.kernel} ran "
+                               f"{new * 1e3:.3g} ms per product in the solve against "
+                               f"{self._base_median * 1e3:.3g} ms")
+        else:
+            self.events.append(f"kept {self.candidate.kernel}: {new * 1e3:.3g} ms per product "
+                               f"against {self._base_median * 1e3:.3g} ms")
+
+
+def worth_tuning(t_prod):
+    """Products that must remain for a selection to pay twice over, when a
+    product takes ``t_prod`` seconds."""
+    if t_prod <= 0:
+        return math.inf
+    return MARGIN * (SELECT_SECONDS / t_prod + SELECT_PRODUCTS) / GAIN
+
+
+def remaining_products(calls, res0, res, target):
+    """Products still needed at the average convergence rate so far, or None
+    when there is no progress to extrapolate (then ``maxiter`` decides)."""
+    if not (res > 0 and res0 > 0 and target > 0) or not math.isfinite(res):
+        return None
+    if res <= target:
+        return 0
+    gained = math.log(res0 / res)
+    if gained <= 0:
+        return None
+    return calls * math.log(res / target) / gained
