@@ -335,6 +335,7 @@ def test_remaining_products_estimate():
     assert tune.remaining_products(10, 1.0, 2.0, 1e-8) is None      # no progress
     assert tune.remaining_products(10, 1.0, 1e-9, 1e-8) == 0
     assert tune.worth_tuning(0.0) == np.inf
+    assert tune.selection_seconds(1e-3) > tune.selection_seconds(1e-4) > 0
     assert tune.worth_tuning(1e-3) > tune.worth_tuning(1e-2) > 0
 
 
@@ -342,6 +343,7 @@ def test_tuning_inside_a_long_solve(monkeypatch):
     """With the threshold lowered, a solve selects a kernel, times it in the
     solve and keeps whichever is faster; the result stays SciPy's."""
     monkeypatch.setattr(tune, "worth_tuning", lambda t: 1)
+    monkeypatch.setattr(tune, "selection_seconds", lambda t: 0.0)
     A = spd(40)
     b = rhs(A.shape[0])
     cg_mod = sys.modules["spmvtune.linalg.cg"]
@@ -356,3 +358,67 @@ def test_tuning_inside_a_long_solve(monkeypatch):
     details = {}
     cg_mod._solve(A, b, rtol=1e-10, maxiter=25, details=details)
     assert details["tuning"] == [] and details["kernel"] == "csr_balanced"
+
+
+# ---------------------------------------------------------------- CLI
+
+def _cli(args):
+    from click.testing import CliRunner
+    from spmvtune.cli import main
+    return CliRunner().invoke(main, ["solve", *args])
+
+
+def _write(tmp_path, A, name="A.mtx"):
+    import scipy.io
+    path = tmp_path / name
+    scipy.io.mmwrite(str(path), A)
+    return str(path)
+
+
+def test_cli_solve_compare_json(tmp_path):
+    import json
+    path = _write(tmp_path, spd(12))
+    r = _cli([path, "--compare", "--json", "--rtol", "1e-9"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["info"] == 0 and doc["status"] == "converged"
+    assert doc["iterations"] == doc["scipy"]["iterations"] > 0
+    assert doc["residual"] < 1e-9 and doc["speedup"] > 0 and doc["kernel"] == "csr_balanced"
+
+
+def test_cli_solve_writes_x_and_shows_progress(tmp_path, monkeypatch):
+    from spmvtune.linalg import _cli as solve_cli
+    monkeypatch.setattr(solve_cli, "PROGRESS_EVERY", 0.0)
+    A = convdiff(15)
+    path = _write(tmp_path, A)
+    out = tmp_path / "x.npy"
+    r = _cli([path, "--method", "gmres", "--restart", "10", "--rhs", "random", "--precond",
+              "jacobi", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "converged" in r.stdout and "gmres iteration" in r.stderr
+    x = np.load(out)
+    b = np.random.default_rng(0).standard_normal(A.shape[0])
+    assert np.linalg.norm(b - A @ x) <= 1.01e-5 * np.linalg.norm(b)
+
+
+def test_cli_solve_rhs_file_and_errors(tmp_path):
+    A = spd(6)
+    path = _write(tmp_path, A)
+    rhs = tmp_path / "b.txt"
+    np.savetxt(rhs, np.arange(36.0))
+    r = _cli([path, "--rhs", str(rhs), "--method", "bicgstab"])
+    assert r.exit_code == 0, r.output
+    np.savetxt(rhs, np.arange(35.0))
+    r = _cli([path, "--rhs", str(rhs)])
+    assert r.exit_code == 1 and "35 values, but the matrix has 36 rows" in r.output
+    r = _cli([path, "--rhs", "nothing-here"])
+    assert r.exit_code == 1 and "not 'ones', 'random' or a readable file" in r.output
+    rect = _write(tmp_path, sp.csr_array(np.ones((3, 4))), "rect.mtx")
+    r = _cli([rect])
+    assert r.exit_code == 1 and "3 x 4" in r.output and "square" in r.output
+    bad = tmp_path / "bad.mtx"
+    bad.write_text("%%MatrixMarket matrix coordinate real general\n2 2 1\n1 x 1.0\n")
+    r = _cli([str(bad)])
+    assert r.exit_code == 1 and "bad.mtx:3" in r.output
+    r = _cli([path, "--maxiter", "2", "--rtol", "1e-12"])
+    assert r.exit_code == 1 and "not converged" in r.output

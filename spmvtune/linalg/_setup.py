@@ -156,11 +156,23 @@ class System:
     def blas_limited(self):
         """One BLAS thread while the solve runs threaded kernels: OpenBLAS's
         spinning workers would take the cores the product needs
-        (:func:`spmvtune.single_threaded_blas`)."""
-        if self.threads <= 1:
+        (:func:`spmvtune.single_threaded_blas`).  Nothing to do when every
+        kernel of the solve runs on the calling thread."""
+        if not (self.parallel or getattr(self.product.op, "threads", 1) > 1):
             return contextlib.nullcontext()
-        from threadpoolctl import threadpool_limits
-        return threadpool_limits(limits=1, user_api="blas")
+        return _blas_controller().limit(limits=1, user_api="blas")
+
+
+_CONTROLLER = []
+
+
+def _blas_controller():
+    """threadpoolctl's controller, made once: finding the BLAS libraries
+    scans the loaded modules (about a millisecond)."""
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 def _dtype_char(obj):

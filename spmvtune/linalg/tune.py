@@ -14,7 +14,10 @@ few dozen iterations never earns back.  So:
    does not converge runs to ``maxiter``).
 3. When that estimate, checked twice, would save twice what selection costs
    (:func:`worth_tuning`: about 1,600 products of a large matrix, many
-   more of a small one, whose products are cheap next to selection), it calls
+   more of a small one, whose products are cheap next to selection), and the
+   solve has already run as long as the selection is assumed to take (so a
+   solve that ends or breaks down right after costs at most twice its time,
+   the ski-rental bound), it calls
    :func:`spmvtune.select_kernel` once with ``expected_calls`` = the estimate
    (so selection spends what the rest of the solve can repay, and the tuning
    cache serves later solves of the same matrix) and swaps the operator in.
@@ -22,6 +25,7 @@ few dozen iterations never earns back.  So:
    they are not faster than the baseline's were, the baseline comes back.
 """
 import math
+import time
 import warnings
 
 import numpy as np
@@ -78,6 +82,7 @@ class Tuner:
 
     def start(self):
         """The baseline operator the solve begins with."""
+        self.t_start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.baseline = select_kernel(self.csr, threads=self.threads, expected_calls=1,
@@ -97,13 +102,14 @@ class Tuner:
         calls = product.calls
         if calls < self._next_check:
             return
-        times = product.recent_times()
-        t_prod = float(np.median(times)) if len(times) else 0.0
+        t_prod = product.seconds / calls
         need = worth_tuning(t_prod)
         left = self.max_products - calls
         if left < need:
             self.state = "done"       # maxiter alone rules it out
             return
+        if time.perf_counter() - self.t_start < selection_seconds(t_prod):
+            return                    # the solve has not yet run as long as selection costs
         est = remaining_products(calls, self.res0, residual, target)
         est = left if est is None else min(est, left)
         self.estimate = est
@@ -150,12 +156,17 @@ class Tuner:
                                f"against {self._base_median * 1e3:.3g} ms")
 
 
+def selection_seconds(t_prod):
+    """What a selection is assumed to cost when a product takes ``t_prod`` s."""
+    return SELECT_SECONDS + SELECT_PRODUCTS * t_prod
+
+
 def worth_tuning(t_prod):
     """Products that must remain for a selection to pay twice over, when a
     product takes ``t_prod`` seconds."""
     if t_prod <= 0:
         return math.inf
-    return MARGIN * (SELECT_SECONDS / t_prod + SELECT_PRODUCTS) / GAIN
+    return MARGIN * selection_seconds(t_prod) / t_prod / GAIN
 
 
 def remaining_products(calls, res0, res, target):
