@@ -213,6 +213,8 @@ def make_system(name, A, b, x0, M, atol, rtol, maxiter, threads=None, products_p
     if isinstance(M, str):
         if M != "jacobi":
             raise ValueError(f"M must be None, 'jacobi' or an operator SciPy accepts, got {M!r}")
+    elif M is not None and _diagonal(M, n=shape[0]) is not None:
+        pass                            # a diagonal matrix: fused like "jacobi" (below)
     elif M is not None:
         Mop = aslinearoperator(M)
         if Mop.shape != shape:
@@ -237,6 +239,8 @@ def make_system(name, A, b, x0, M, atol, rtol, maxiter, threads=None, products_p
     s.csr = as_canonical_csr(matrix) if matrix is not None else None
     if isinstance(M, str):
         s.dinv = _jacobi(s.csr, A)
+    elif M is not None and psolve is None:
+        s.dinv = _diagonal(M, n)
     if x0 is None:
         s.x = np.zeros(n)
     elif isinstance(x0, str):
@@ -267,6 +271,19 @@ def start(s):
         s.product.swap(s.tuner.start())
     else:
         s.product.swap(s.source)
+
+
+def _diagonal(M, n):
+    """The diagonal of ``M`` as (n,) float64 when M is a real scipy.sparse
+    matrix holding nothing off its diagonal (e.g. ``diags(1 / A.diagonal())``),
+    else None.  Such an M is applied inside the fused vector loops, with the
+    products SciPy's ``M @ r`` computes."""
+    if not sp.issparse(M) or M.shape != (n, n) or M.dtype.kind not in "fiu":
+        return None
+    C = M.tocoo()
+    if np.any(C.row != C.col):
+        return None
+    return np.ascontiguousarray(M.diagonal(), dtype=_F64)
 
 
 def _jacobi(csr, A):
