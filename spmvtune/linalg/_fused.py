@@ -13,6 +13,8 @@ cache.
 symmetric, split, column-blocked, delta) run as they are, followed by one
 :func:`~spmvtune.linalg._vector.dot2_par` pass.
 """
+import copy
+
 import numpy as np
 from numba import njit, prange
 
@@ -145,3 +147,18 @@ def fused_for(run):
     argument tuple and returns ``(z . y, y . y)``; ``red`` is a float64 scratch
     array with at least one row of two per partition."""
     return _TWINS.get(run)
+
+
+def unrolled_sibling(op):
+    """``csr_unroll4`` running on the arrays ``csr_balanced`` prepared (both
+    are plain CSR with the same unsigned indices and nnz-balanced partitions;
+    only the inner loop differs), or None when ``op`` is another kernel.
+    Lets a solve try the unrolled loop without a second conversion."""
+    run = {_csr._rows_par: _csr._unroll_par, _csr._rows_ser: _csr._unroll_ser}.get(op._run)
+    if run is None or op.kernel != "csr_balanced":
+        return None
+    sib = copy.copy(op)
+    sib.kernel = "csr_unroll4"
+    sib._run = run
+    sib.setup_seconds = 0.0
+    return sib

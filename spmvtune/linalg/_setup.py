@@ -23,6 +23,9 @@ from ._fused import fused_for
 _F64 = np.dtype(np.float64)
 #: Product timings kept for the in-solve check of a newly selected kernel.
 TIMES_KEPT = 16
+#: Timed products per contestant when the solve races the plain and the
+#: unrolled CSR loop at its start (:meth:`Product.race`).
+RACE_ROUNDS = 4
 
 
 def _coerce(a, b):
@@ -62,10 +65,18 @@ class Product:
         self.seconds = 0.0           # time spent in products (measured)
         self._times = np.empty(TIMES_KEPT)   # the last products' seconds, since the last swap
         self._since_swap = 0
+        self._racers = None
+        self.events = []             # what the product decided (races), for describe()
 
     def swap(self, op):
-        self.op = op
+        """Run ``op`` from the next product on (ends a race)."""
+        self._racers = None
         self._since_swap = 0
+        self._use(op)
+        return self
+
+    def _use(self, op):
+        self.op = op
         if isinstance(op, SpMVOperator):
             self._run, self._args = op._run, op._args
             self._twin = fused_for(op._run)
@@ -74,7 +85,43 @@ class Product:
         else:
             self._twin = None
             self._linear = True
-        return self
+
+    def race(self, ops, rounds=None):
+        """Alternate the products between ``ops`` (operators of the same
+        matrix) for ``rounds`` timed products each, after one untimed product
+        each, then keep the one with the fastest median.  The products are the
+        solve's own: the race costs nothing but the slower kernel's extra time."""
+        self.swap(ops[0])
+        if len(ops) > 1:
+            self._racers = list(ops)
+            self._race_times = [[] for _ in ops]
+            self._race_rounds = RACE_ROUNDS if rounds is None else rounds
+            self._race_turn = 0
+            self._race_seen = [0] * len(ops)
+
+    def _race_step(self, dt):
+        turn = self._race_turn
+        if self._race_seen[turn]:            # each racer's first product is a warm-up
+            self._race_times[turn].append(dt)
+        self._race_seen[turn] += 1
+        if all(len(t) >= self._race_rounds for t in self._race_times):
+            med = [float(np.median(t)) for t in self._race_times]
+            best = int(np.argmin(med))
+            self.events.append(
+                "raced " + ", ".join(f"{op.kernel} {m * 1e3:.3g} ms" for op, m in
+                                     zip(self._racers, med)) + f" per product: kept "
+                f"{self._racers[best].kernel}")
+            times = self._race_times[best][-TIMES_KEPT:]
+            self.swap(self._racers[best])
+            self._times[:len(times)] = times
+            self._since_swap = len(times)
+            return
+        self._race_turn = (turn + 1) % len(self._racers)
+        self._use(self._racers[self._race_turn])
+
+    @property
+    def racing(self):
+        return self._racers is not None
 
     def recent_times(self):
         """Seconds of the last products (at most TIMES_KEPT) since the last swap."""
@@ -86,6 +133,8 @@ class Product:
         self.seconds += dt
         self._times[self._since_swap % TIMES_KEPT] = dt
         self._since_swap += 1
+        if self._racers is not None:
+            self._race_step(dt)
 
     @property
     def fused(self):
@@ -268,7 +317,7 @@ def start(s):
     if s.csr is not None:
         from .tune import Tuner
         s.tuner = Tuner(s.csr, s.threads, s.max_products)
-        s.product.swap(s.tuner.start())
+        s.tuner.start(s.product)
     else:
         s.product.swap(s.source)
 
@@ -337,4 +386,4 @@ def describe(s, details):
         threads=getattr(op, "threads", 1),
         products=s.product.calls, product_seconds=s.product.seconds,
         fused=op is not None and s.product.fused,
-        tuning=list(s.tuner.events) if s.tuner is not None else [])
+        tuning=list(s.product.events) + (list(s.tuner.events) if s.tuner is not None else []))

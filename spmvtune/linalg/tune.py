@@ -7,11 +7,13 @@ prepared; ``benchmarks/solvers.py`` prints what it cost), which a solve of a
 few dozen iterations never earns back.  So:
 
 1. The solve starts at once on the baseline (``csr_balanced``; one thread for
-   small matrices), prepared in a few products' time.
+   small matrices), prepared in a few products' time; its first products
+   alternate with the unrolled loop (``csr_unroll4``) on the same arrays and
+   the faster is kept (:meth:`~spmvtune.linalg._setup.Product.race`).
 2. After each iteration the tuner extrapolates the residual history to the
-   products still needed: ``calls * log(res / target) / log(res0 / res)``,
-   the average rate so far, capped by what ``maxiter`` leaves (a solve that
-   does not converge runs to ``maxiter``).
+   products still needed, at the rate of the last half of the solve so far
+   (:class:`History`), capped by what ``maxiter`` leaves (a solve that shows
+   no progress over a few hundred products is assumed to run to ``maxiter``).
 3. When that estimate, checked twice, would save twice what selection costs
    (:func:`worth_tuning`: about 1,600 products of a large matrix, many
    more of a small one, whose products are cheap next to selection), and the
@@ -24,6 +26,7 @@ few dozen iterations never earns back.  So:
 4. The next few products with the new kernel are timed inside the solve; if
    they are not faster than the baseline's were, the baseline comes back.
 """
+import bisect
 import math
 import time
 import warnings
@@ -31,6 +34,7 @@ import warnings
 import numpy as np
 
 from ..select import select_kernel
+from ._fused import unrolled_sibling
 
 #: What selection is assumed to cost: ``SELECT_SECONDS + SELECT_PRODUCTS``
 #: products of the running kernel (cold, ``mode="auto"``: 0.04 s for 50,000
@@ -47,6 +51,11 @@ MARGIN = 2.0
 #: products before selection starts.
 FIRST_ESTIMATE = 20
 CONFIRM_AFTER = 1.25
+#: A solve showing no progress over the last half of this many products is
+#: assumed to run to ``maxiter``.
+STALL_PRODUCTS = 200
+#: The residual history keeps an entry each time the products grow by this factor.
+HISTORY_STEP = 1.1
 #: Use the tuning cache (:mod:`spmvtune.tuning_cache`) for in-solve
 #: selections; benchmarks set it False to measure a cold selection.
 USE_CACHE = True
@@ -71,7 +80,7 @@ class Tuner:
         self.threads = threads
         self.max_products = max_products
         self.cache = USE_CACHE if cache is None else cache
-        self.res0 = None
+        self.history = History()
         self.state = "baseline"       # -> "verify" -> "done"
         self.events = []
         self.baseline = None
@@ -80,14 +89,20 @@ class Tuner:
         self._next_check = FIRST_ESTIMATE
         self._confirmed = False
 
-    def start(self):
-        """The baseline operator the solve begins with."""
+    def start(self, product):
+        """Give ``product`` the baseline the solve begins with: csr_balanced,
+        raced in the first products against the unrolled loop on the same
+        arrays (short rows make the plain loop latency-bound)."""
         self.t_start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.baseline = select_kernel(self.csr, threads=self.threads, expected_calls=1,
-                                          cache=False)
-        return self.baseline
+            base = select_kernel(self.csr, threads=self.threads, expected_calls=1, cache=False)
+        sibling = unrolled_sibling(base)
+        self.baseline = base
+        if sibling is None:
+            product.swap(base)
+        else:
+            product.race([base, sibling])
 
     def checkpoint(self, product, residual, target):
         """Called after each iteration with the residual norm and its target."""
@@ -96,12 +111,11 @@ class Tuner:
         if self.state == "verify":
             self._verify(product)
             return
-        if self.res0 is None:
-            self.res0 = residual
-            return
         calls = product.calls
-        if calls < self._next_check:
+        self.history.record(calls, residual)
+        if product.racing or calls < self._next_check:
             return
+        self.baseline = product.op          # the race's winner
         t_prod = product.seconds / calls
         need = worth_tuning(t_prod)
         left = self.max_products - calls
@@ -110,8 +124,10 @@ class Tuner:
             return
         if time.perf_counter() - self.t_start < selection_seconds(t_prod):
             return                    # the solve has not yet run as long as selection costs
-        est = remaining_products(calls, self.res0, residual, target)
-        est = left if est is None else min(est, left)
+        est = self.history.remaining(target)
+        if est is None:               # no progress lately: it may run to maxiter
+            est = left if calls >= STALL_PRODUCTS else 0
+        est = min(est, left)
         self.estimate = est
         if est < need:
             self._confirmed = False
@@ -169,14 +185,36 @@ def worth_tuning(t_prod):
     return MARGIN * selection_seconds(t_prod) / t_prod / GAIN
 
 
-def remaining_products(calls, res0, res, target):
-    """Products still needed at the average convergence rate so far, or None
-    when there is no progress to extrapolate (then ``maxiter`` decides)."""
-    if not (res > 0 and res0 > 0 and target > 0) or not math.isfinite(res):
-        return None
-    if res <= target:
-        return 0
-    gained = math.log(res0 / res)
-    if gained <= 0:
-        return None
-    return calls * math.log(res / target) / gained
+class History:
+    """Residual norms against products, kept at log-spaced product counts (a
+    handful of entries however long the solve)."""
+
+    def __init__(self):
+        self.calls = []
+        self.logres = []
+
+    def record(self, calls, residual):
+        if not (residual > 0 and math.isfinite(residual)):
+            return
+        if self.calls and calls < HISTORY_STEP * self.calls[-1] and calls > 0:
+            self.last = (calls, math.log(residual))
+            return
+        self.calls.append(calls)
+        self.logres.append(math.log(residual))
+        self.last = (calls, math.log(residual))
+
+    def remaining(self, target):
+        """Products still needed to reach ``target`` at the rate of the last
+        half of the solve (CG and BiCGSTAB speed up as they go; the rate from
+        the start would overestimate), or None without progress to
+        extrapolate."""
+        if not self.calls or target <= 0:
+            return None
+        calls, now = self.last
+        j = bisect.bisect_left(self.calls, calls / 2)
+        j = min(j, len(self.calls) - 1)
+        span = calls - self.calls[j]
+        gained = self.logres[j] - now
+        if span <= 0 or gained <= 0:
+            return None
+        return max(0.0, (now - math.log(target)) * span / gained)
