@@ -254,7 +254,7 @@ def test_errors_like_scipy(name):
 @pytest.mark.parametrize("name,system", CASES)
 def test_threaded_vector_kernels(name, system):
     """Above the serial threshold the threaded kernels run: same results."""
-    m = 190 if system == "spd" else 185
+    m = 260 if system == "spd" else 258
     A = spd(m) if system == "spd" else convdiff(m)
     assert A.shape[0] >= _vector.SERIAL_BELOW
     b = rhs(A.shape[0])

@@ -30,9 +30,11 @@ from ..pool.partition import even_rows
 U0, U1, U2, U3, U4 = (np.uint64(v) for v in range(5))
 
 #: Below this length the vector kernels run on the calling thread: a threaded
-#: launch costs a few microseconds, which a pass over 32k doubles (~10 us on
-#: one core) does not repay.  Measured in benchmarks/solvers.py --vectors.
-SERIAL_BELOW = 1 << 15
+#: launch costs a few microseconds, and passes over vectors that live in the
+#: L2/L3 gain little from a second core (benchmarks/solvers.py --kernels: on
+#: the shared 2-core machine threads tied serial loops up to 2^18 and won at
+#: 2^20).
+SERIAL_BELOW = 1 << 16
 
 
 def vector_bounds(n, threads):
