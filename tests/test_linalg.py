@@ -3,6 +3,7 @@
 Small systems (quick); one system above the vector kernels' serial threshold so
 that the threaded kernels run too.  Speed is in benchmarks/solvers.py.
 """
+import sys
 import warnings
 
 import numpy as np
@@ -13,8 +14,6 @@ import scipy.sparse.linalg as sla
 import spmvtune
 from spmvtune import generate
 from spmvtune.linalg import _fused, _vector, bicgstab, cg, gmres, tune
-
-import sys
 
 SOLVERS = {"cg": (cg, sla.cg), "bicgstab": (bicgstab, sla.bicgstab),
            "gmres": (gmres, sla.gmres)}

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import LinearOperator, aslinearoperator
+from scipy.sparse.linalg import aslinearoperator
 
 from ..operator import SpMVOperator
 from ..validate import as_canonical_csr
@@ -236,6 +236,7 @@ def make_system(name, A, b, x0, M, atol, rtol, maxiter, threads=None, products_p
     from ..validate import check_threads
     threads = check_threads(threads)
     matrix = None
+    given = A
     if isinstance(A, SpMVOperator):
         shape, xchar = A.shape, "d"
     elif sp.issparse(A):
@@ -258,12 +259,12 @@ def make_system(name, A, b, x0, M, atol, rtol, maxiter, threads=None, products_p
     if xchar is None:
         xchar = np.asarray(A.matvec(b)).dtype.char
     xtype = _coerce(xchar, b.dtype.char)
-    psolve = None
+    psolve = diagonal = None
     if isinstance(M, str):
         if M != "jacobi":
             raise ValueError(f"M must be None, 'jacobi' or an operator SciPy accepts, got {M!r}")
-    elif M is not None and _diagonal(M, n=shape[0]) is not None:
-        pass                            # a diagonal matrix: fused like "jacobi" (below)
+    elif M is not None and (diagonal := _diagonal(M, n)) is not None:
+        pass                            # a diagonal matrix: fused like "jacobi"
     elif M is not None:
         Mop = aslinearoperator(M)
         if Mop.shape != shape:
@@ -271,8 +272,8 @@ def make_system(name, A, b, x0, M, atol, rtol, maxiter, threads=None, products_p
         if Mop.dtype is not None and np.dtype(Mop.dtype).kind == "c":
             return None
         psolve = Mop.matvec
-    elif hasattr(A, "psolve"):          # SciPy honours an operator's own psolve
-        psolve = A.psolve
+    elif hasattr(given, "psolve"):      # SciPy honours an operator's own psolve
+        psolve = given.psolve
     if xtype != "d":
         return None
 
@@ -283,13 +284,11 @@ def make_system(name, A, b, x0, M, atol, rtol, maxiter, threads=None, products_p
     s.bounds = vec.vector_bounds(n, threads)
     s.parallel = len(s.bounds) > 2
     s.red = np.zeros((max(2, threads + 1), 2))
-    s.dinv = None
+    s.dinv = diagonal
     s.psolve = psolve
     s.csr = as_canonical_csr(matrix) if matrix is not None else None
     if isinstance(M, str):
         s.dinv = _jacobi(s.csr, A)
-    elif M is not None and psolve is None:
-        s.dinv = _diagonal(M, n)
     if x0 is None:
         s.x = np.zeros(n)
     elif isinstance(x0, str):
