@@ -318,7 +318,7 @@ def test_vector_kernels_against_numpy():
             dinv = rng.uniform(0.5, 2.0, n)
             for suffix in ("_par", "_ser") if parts > 1 else ("_ser",):
                 k = {name: getattr(_vector, name + suffix) for name in
-                     ("cg_residual", "cg_direction", "bicg_step", "mgs_step", "combine")}
+                     ("cg_residual", "cg_direction", "bicg_step", "mgs_pair", "combine")}
                 x, p, r, q = (a.copy() for a in v[:4])
                 rr, rz = k["cg_residual"](bounds, red, 0.3, x, p, r, q, dinv)
                 r_ref = v[2] - 0.3 * v[3]
@@ -332,16 +332,49 @@ def test_vector_kernels_against_numpy():
                 r_ref = v[3] - 0.7 * v[4]
                 assert np.allclose(x, (v[0] + 0.2 * v[1]) + 0.7 * v[2])
                 assert np.isclose(rr, r_ref @ r_ref) and np.isclose(rho, v[5] @ r_ref)
+                red4 = np.zeros((4, 4))
                 w = v[0].copy()
-                ww, nxt = k["mgs_step"](bounds, red, 0.4, v[1], w, v[2])
-                w_ref = v[0] - 0.4 * v[1]
+                ww, c, d, g = k["mgs_pair"](bounds, red4, 0.4, v[1], -0.3, v[2], w, v[3], v[4])
+                w_ref = (v[0] - 0.4 * v[1]) - -0.3 * v[2]
                 assert np.allclose(w, w_ref) and np.isclose(ww, w_ref @ w_ref)
-                assert np.isclose(nxt, v[2] @ w_ref)
+                assert np.isclose(c, v[3] @ w_ref) and np.isclose(d, v[4] @ w_ref)
+                assert np.isclose(g, v[4] @ v[3])
+                w = v[0].copy()
+                ww, c, d, g = k["mgs_pair"](bounds, red4, 0.4, v[1], 0.0, None, w, None, None)
+                w_ref = v[0] - 0.4 * v[1]
+                assert np.allclose(w, w_ref) and np.isclose(ww, w_ref @ w_ref) and c == d == g == 0
                 V = np.array(v[:4]) if n else np.zeros((4, 0))
                 x = v[5].copy()
                 y = np.array([0.5, -1.0, 2.0])
                 k["combine"](bounds, x, y, V)
                 assert np.allclose(x, v[5] + y @ V[:3])
+
+
+@pytest.mark.parametrize("col", [0, 1, 2, 5, 8])
+def test_gram_schmidt_two_steps_per_pass_is_mgs(col):
+    """Two basis vectors per pass over w: the coefficients and w of modified
+    Gram-Schmidt, one step per pass (SciPy's), to rounding -- also for an
+    ill-conditioned w nearly in the span of the basis."""
+    gmres_mod = sys.modules["spmvtune.linalg.gmres"]
+    rng = np.random.default_rng(col)
+    n = 500
+    V, _ = np.linalg.qr(rng.standard_normal((n, col + 2)))
+    V = np.ascontiguousarray(V.T)
+    for w0 in (rng.standard_normal(n), V[: col + 1].T @ rng.standard_normal(col + 1)
+               + 1e-9 * rng.standard_normal(n)):
+        out = {}
+        for pairs in (True, False):
+            h = np.zeros((col + 1, col + 2))
+            w = w0.copy()
+            h[col, 0] = V[0] @ w
+            bounds = _vector.even_rows(n, 1)
+            ww = gmres_mod._orthogonalize(_vector.mgs_pair_ser, bounds, np.zeros((2, 4)), h, V,
+                                          w, col, pairs=pairs)
+            out[pairs] = (h[col, :col + 1].copy(), w, ww)
+        scale = np.linalg.norm(w0)
+        assert np.allclose(out[True][0], out[False][0], rtol=0, atol=1e-13 * scale)
+        assert np.allclose(out[True][1], out[False][1], rtol=0, atol=1e-13 * scale)
+        assert abs(V[: col + 1] @ out[True][1]).max() <= 1e-12 * scale
 
 
 def test_remaining_products_estimate():

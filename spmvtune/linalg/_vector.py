@@ -372,45 +372,6 @@ def mgs_first_ser(bounds, red, w, v0, dinv):
 
 
 @njit(cache=True, nogil=True)
-def _mgs_step_part(lo, hi, h, vk, w, vnext):
-    s0 = s1 = t0 = t1 = 0.0
-    i = lo
-    while i + U2 <= hi:
-        a = w[i] - h * vk[i]
-        b = w[i + U1] - h * vk[i + U1]
-        w[i] = a
-        w[i + U1] = b
-        s0 += a * a
-        s1 += b * b
-        if vnext is not None:
-            t0 += vnext[i] * a
-            t1 += vnext[i + U1] * b
-        i += U2
-    while i < hi:
-        a = w[i] - h * vk[i]
-        w[i] = a
-        s0 += a * a
-        if vnext is not None:
-            t0 += vnext[i] * a
-        i += U1
-    return s0 + s1, t0 + t1
-
-
-@njit(cache=True, parallel=True)
-def mgs_step_par(bounds, red, h, vk, w, vnext):
-    """One modified Gram-Schmidt step fused with the next one's dot:
-    w -= h vk, then returns (w.w, vnext.w) (the second 0 when vnext is None)."""
-    for pp in prange(bounds.shape[0] - 1):
-        red[pp, 0], red[pp, 1] = _mgs_step_part(bounds[pp], bounds[pp + 1], h, vk, w, vnext)
-    return _sum2(red)
-
-
-@njit(cache=True, nogil=True)
-def mgs_step_ser(bounds, red, h, vk, w, vnext):
-    return _mgs_step_part(U0, bounds[-1], h, vk, w, vnext)
-
-
-@njit(cache=True, nogil=True)
 def _precond_copy_part(lo, hi, r, dinv, v):
     s0 = s1 = 0.0
     i = lo
@@ -481,3 +442,65 @@ def combine_par(bounds, x, y, V):
 @njit(cache=True, nogil=True)
 def combine_ser(bounds, x, y, V):
     _combine_part(U0, bounds[-1], x, y, V)
+
+
+@njit(cache=True, nogil=True)
+def _mgs_pair_part(lo, hi, ha, va, hb, vb, w, vc, vd):
+    s0 = s1 = c0 = c1 = d0 = d1 = g0 = g1 = 0.0
+    i = lo
+    while i + U2 <= hi:
+        a = w[i] - ha * va[i]
+        b = w[i + U1] - ha * va[i + U1]
+        if vb is not None:
+            a = a - hb * vb[i]
+            b = b - hb * vb[i + U1]
+        w[i] = a
+        w[i + U1] = b
+        s0 += a * a
+        s1 += b * b
+        if vc is not None:
+            c0 += vc[i] * a
+            c1 += vc[i + U1] * b
+            if vd is not None:
+                d0 += vd[i] * a
+                d1 += vd[i + U1] * b
+                g0 += vd[i] * vc[i]
+                g1 += vd[i + U1] * vc[i + U1]
+        i += U2
+    while i < hi:
+        a = w[i] - ha * va[i]
+        if vb is not None:
+            a = a - hb * vb[i]
+        w[i] = a
+        s0 += a * a
+        if vc is not None:
+            c0 += vc[i] * a
+            if vd is not None:
+                d0 += vd[i] * a
+                g0 += vd[i] * vc[i]
+        i += U1
+    return s0 + s1, c0 + c1, d0 + d1, g0 + g1
+
+
+@njit(cache=True, parallel=True)
+def mgs_pair_par(bounds, red4, ha, va, hb, vb, w, vc, vd):
+    """Two modified Gram-Schmidt steps in one pass, in MGS order per element
+    (w -= ha va, then w -= hb vb when vb is given), with the next two steps'
+    dots: returns (w.w, vc.w, vd.w, vd.vc) (zeros for what is None).  The
+    caller corrects vd's coefficient by the Gram term: vd . (w - hc vc) =
+    vd.w - hc (vd.vc).  red4: (nparts, 4) scratch."""
+    for pp in prange(bounds.shape[0] - 1):
+        red4[pp, 0], red4[pp, 1], red4[pp, 2], red4[pp, 3] = _mgs_pair_part(
+            bounds[pp], bounds[pp + 1], ha, va, hb, vb, w, vc, vd)
+    s = c = d = g = 0.0
+    for pp in range(bounds.shape[0] - 1):
+        s += red4[pp, 0]
+        c += red4[pp, 1]
+        d += red4[pp, 2]
+        g += red4[pp, 3]
+    return s, c, d, g
+
+
+@njit(cache=True, nogil=True)
+def mgs_pair_ser(bounds, red4, ha, va, hb, vb, w, vc, vd):
+    return _mgs_pair_part(U0, bounds[-1], ha, va, hb, vb, w, vc, vd)

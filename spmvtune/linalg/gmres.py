@@ -26,8 +26,10 @@ def gmres(A, b, x0=None, *, rtol=1e-5, atol=0., restart=None, maxiter=None, M=No
     (``callback(||preconditioned residual|| / ||b||)`` after each inner
     iteration) or ``"legacy"``.
     A, b, x0, M: as in :func:`spmvtune.linalg.cg`.  Modified Gram-Schmidt
-    keeps SciPy's order of operations, each step fused with the next one's dot
-    product (one pass over ``w`` per basis vector instead of two).
+    subtracts the basis vectors from ``w`` in SciPy's order, two per pass over
+    ``w``, and computes the next two coefficients in the same pass
+    (:func:`_orthogonalize`): three vector streams per basis vector instead
+    of SciPy's seven (a dot, then an axpy through a temporary).
     """
     return _solve(A, b, x0, rtol=rtol, atol=atol, restart=restart, maxiter=maxiter, M=M,
                   callback=callback, callback_type=callback_type)[:2]
@@ -100,7 +102,8 @@ def _iterate(s, restart, callback, callback_type, monitor):
     bounds, red, bnrm2, maxiter = s.bounds, s.red, s.bnrm2, s.maxiter
     residual = s.kernel("residual")
     mgs_first = s.kernel("mgs_first")
-    mgs_step = s.kernel("mgs_step")
+    mgs_pair = s.kernel("mgs_pair")
+    red4 = np.zeros((red.shape[0], 4))
     scale = s.kernel("scale")
     plain = dinv is None and s.psolve is None
     lartg = get_lapack_funcs("lartg", dtype=np.float64)
@@ -152,13 +155,8 @@ def _iterate(s, restart, callback, callback_type, monitor):
                     w[:] = s.precondition(w)
                 ww, v0w = mgs_first(bounds, red, w, v[0], dinv)
             h0 = math.sqrt(ww)
-            # Modified Gram-Schmidt: step k subtracts h_k v_k and computes the
-            # next step's v_{k+1} . w (or ||w|| after the last) in the same pass
-            tmp = v0w
-            for k in range(col + 1):
-                h[col, k] = tmp
-                ww, tmp = mgs_step(bounds, red, np.float64(tmp), v[k], w,
-                                   v[k + 1] if k < col else None)
+            h[col, 0] = v0w
+            ww = _orthogonalize(mgs_pair, bounds, red4, h, v, w, col)
             h1 = math.sqrt(ww)
             h[col, col + 1] = h1
             if h1 <= _EPS * h0:
@@ -221,3 +219,32 @@ def _iterate(s, restart, callback, callback_type, monitor):
         product(x, r)
         rnorm = math.sqrt(residual(bounds, red, b, r))
     return x, 0 if rnorm <= atol else maxiter, inner_iter
+
+
+def _orthogonalize(mgs_pair, bounds, red4, h, v, w, col, pairs=True):
+    """Modified Gram-Schmidt of ``w`` against ``v[0..col]``, ``h[col, 0]``
+    already computed.  Each pass subtracts the one or two vectors whose
+    coefficients are known, in MGS order, and computes the next two
+    coefficients: the first exactly as MGS does (against w after the
+    subtractions), the second from its dot with the same w, corrected by the
+    Gram term (vd . vc) times the first -- what MGS computes after subtracting
+    the first, in exact arithmetic.  Half the passes over w.  Returns ||w||^2.
+    ``pairs=False``: one step per pass (SciPy's order exactly)."""
+    sub_a, sub_b = 0, None
+    nxt = 1
+    while True:
+        c = nxt if nxt <= col else None
+        d = nxt + 1 if (pairs and nxt + 1 <= col) else None
+        ww, dc, dd, g = mgs_pair(
+            bounds, red4, np.float64(h[col, sub_a]), v[sub_a],
+            np.float64(h[col, sub_b] if sub_b is not None else 0.0),
+            v[sub_b] if sub_b is not None else None, w,
+            v[c] if c is not None else None, v[d] if d is not None else None)
+        if c is None:
+            return ww
+        h[col, c] = dc
+        sub_a, sub_b = c, None
+        if d is not None:
+            h[col, d] = dd - dc * g
+            sub_b = d
+        nxt += 2 if d is not None else 1
