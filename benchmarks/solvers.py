@@ -11,7 +11,8 @@
    residual ||b - A x|| / ||b|| of each.
 2. ``--kernels``: why the fused kernels are built the way they are: the
    product with the dot folded in against the product and a separate dot pass,
-   and the vector kernels threaded against serial by length.
+   modified Gram-Schmidt one and two steps per pass against NumPy's, and the
+   vector kernels threaded against serial by length.
 
     python benchmarks/solvers.py [--rounds 3] [--only cg,bicgstab,gmres] [--kernels]
 
@@ -143,6 +144,7 @@ def run_problem(method, rounds, small, log):
 
 
 def kernels_part(log):
+    import importlib
     from spmvtune.linalg import _vector as vec
     from spmvtune.linalg._fused import fused_for
     from spmvtune.timing import interleaved_medians
@@ -165,8 +167,37 @@ def kernels_part(log):
         log(f"  {name:13s} product {med['product only'] * 1e3:.2f} ms, + dot pass "
             f"{med['product + dot pass'] * 1e3:.2f} ms, fused {med['fused'] * 1e3:.2f} ms "
             f"(saves {1 - med['fused'] / med['product + dot pass']:.0%})")
-    log("\n2b. A CG update pass (x += a p, r -= a q, r.r) threaded against serial, by length")
-    for n in (4096, 16384, 32768, 65536, 262144, 1 << 20):
+
+    log("\n2b. Modified Gram-Schmidt of w against 16 basis vectors of 10^6 (per basis vector)")
+    gm = importlib.import_module("spmvtune.linalg.gmres")
+    k = 16
+    V = np.random.default_rng(2).standard_normal((k + 2, n))
+    V /= np.linalg.norm(V, axis=1)[:, None]
+    w0 = np.random.default_rng(3).standard_normal(n)
+    w = w0.copy()
+    h = np.zeros((k, k + 1))
+    red4 = np.zeros((4, 4))
+
+    def numpy_mgs():
+        w[:] = w0
+        for j in range(k):
+            t = np.dot(V[j], w)
+            w.__isub__(t * V[j])
+
+    def ours(pairs):
+        w[:] = w0
+        h[k - 1, 0] = V[0] @ w
+        gm._orthogonalize(vec.mgs_pair_par, bounds, red4, h, V, w, k - 1, pairs=pairs)
+    med = interleaved_medians({"copy": lambda: w.__setitem__(slice(None), w0),
+                               "SciPy's (NumPy dot + axpy)": numpy_mgs,
+                               "one step per pass": lambda: ours(False),
+                               "two steps per pass": lambda: ours(True)}, repeats=15)
+    for name, t in med.items():
+        if name != "copy":
+            log(f"  {name:28s} {(t - med['copy']) / k * 1e3:.3f} ms")
+
+    log("\n2c. A CG update pass (x += a p, r -= a q, r.r) threaded against serial, by length")
+    for n in (4096, 16384, 65536, 262144, 1 << 20):
         x, pp, r, qq = (np.random.default_rng(1).standard_normal(n) for _ in range(4))
         b1 = vec.even_rows(n, 1)
         b2 = vec.even_rows(n, 2)
@@ -203,7 +234,8 @@ def main(argv=None):
     for method in args.only.split(","):
         ratios[method] = run_problem(method.strip(), args.rounds, args.small, log)
     if args.kernels:
-        kernels_part(log)
+        with spmvtune.single_threaded_blas():     # NumPy's contestants as SciPy runs here
+            kernels_part(log)
     log(f"\nload average at the end {os.getloadavg()[0]:.2f}")
     if not args.small:
         Path(args.out).write_text("\n".join(lines) + "\n")
