@@ -77,19 +77,21 @@ class Progress:
 def warm_up(method, M, n, nnz, threads=None):
     """Load the compiled kernels a solve of this size will run (Numba reads
     them from its cache once per process: about half a second) on a small
-    tridiagonal system, so the time of the real solve is the solve's.
-    Returns the seconds it took."""
+    banded system in the same regimes (threaded or serial vector loops,
+    threaded or serial product), so that the time of the real solve is the
+    solve's.  Returns the seconds it took."""
     import scipy.sparse as sp
     from ..select import SMALL_NNZ
     from ._vector import SERIAL_BELOW
-    m = SERIAL_BELOW + 8 if n >= SERIAL_BELOW or nnz >= SMALL_NNZ else 64
-    if nnz >= SMALL_NNZ:
-        m = max(m, SMALL_NNZ // 3 + 8)
-    e = np.ones(m)
-    T = sp.csr_array(sp.diags_array([-e[1:], 3 * e, -e[1:]], offsets=[-1, 0, 1]))
+    rows = SERIAL_BELOW + 8 if n >= SERIAL_BELOW else min(n, 2048)
+    want = SMALL_NNZ + 1000 if nnz >= SMALL_NNZ else min(nnz, 3 * rows)
+    k = max(1, -(-want // (2 * rows)))             # half-bandwidth
+    offsets = list(range(-k, k + 1))
+    T = sp.csr_array(sp.diags_array([np.full(rows - abs(o), 2.0 * k + 1 if o == 0 else -1.0)
+                                     for o in offsets], offsets=offsets))
     mod = importlib.import_module(f"spmvtune.linalg.{method}")
     t0 = time.perf_counter()
-    mod._solve(T, e, rtol=1e-30, maxiter=2, M=M, threads=threads)
+    mod._solve(T, np.ones(rows), rtol=1e-30, maxiter=2, M=M, threads=threads)
     return time.perf_counter() - t0
 
 

@@ -15,8 +15,9 @@ few dozen iterations never earns back.  So:
    (:class:`History`), capped by what ``maxiter`` leaves (a solve that shows
    no progress over a few hundred products is assumed to run to ``maxiter``).
 3. When that estimate, checked twice, would save twice what selection costs
-   (:func:`worth_tuning`: about 1,600 products of a large matrix, many
-   more of a small one, whose products are cheap next to selection), and the
+   (:func:`worth_tuning`: about 1,700 products of the 7M-nonzero Poisson
+   matrix, 13,000 of a 290k-nonzero one, whose products are cheap next to
+   selection's fixed costs), and the
    solve has already run as long as the selection is assumed to take (so a
    solve that ends or breaks down right after costs at most twice its time,
    the ski-rental bound), it calls
@@ -37,13 +38,15 @@ from ..select import select_kernel
 from ._fused import unrolled_sibling
 
 #: What selection is assumed to cost: ``SELECT_SECONDS + SELECT_PRODUCTS``
-#: products of the running kernel (cold, ``mode="auto"``: 0.04 s for 50,000
-#: nonzeros, 0.7 s = ~160 products for the 7M-nonzero Poisson matrix of
-#: benchmarks/solvers.py), and the fraction of a product a better kernel saves
-#: (20-40% on those matrices).  Tuning starts when the products estimated to
-#: remain would save twice the cost.
-SELECT_SECONDS = 0.04
-SELECT_PRODUCTS = 200
+#: products of the running kernel.  Measured cold (``mode="auto"``): 0.7-1.0 s
+#: (~200 products) on the 7M-nonzero Poisson matrix of benchmarks/solvers.py,
+#: 0.43 s (~2,500 products) on bcsstk16 (290k nonzeros), 0.04-0.09 s on
+#: 50,000 nonzeros: a fixed part dominates on small matrices.  A better
+#: kernel saves about GAIN of a product (20-40% on those matrices); tuning
+#: starts when the products estimated to remain would save MARGIN times the
+#: cost.
+SELECT_SECONDS = 0.25
+SELECT_PRODUCTS = 150
 GAIN = 0.25
 MARGIN = 2.0
 #: Products on the baseline before the first estimate (the first iterations'
@@ -186,22 +189,25 @@ def worth_tuning(t_prod):
 
 
 class History:
-    """Residual norms against products, kept at log-spaced product counts (a
-    handful of entries however long the solve)."""
+    """The lowest residual norm so far against products, kept at log-spaced
+    product counts (a few dozen entries however long the solve)."""
 
     def __init__(self):
         self.calls = []
         self.logres = []
 
     def record(self, calls, residual):
+        """The lowest residual so far counts: BiCGSTAB's and CG's residuals
+        oscillate, their best one keeps falling while the solve progresses."""
         if not (residual > 0 and math.isfinite(residual)):
             return
-        if self.calls and calls < HISTORY_STEP * self.calls[-1] and calls > 0:
-            self.last = (calls, math.log(residual))
-            return
-        self.calls.append(calls)
-        self.logres.append(math.log(residual))
-        self.last = (calls, math.log(residual))
+        lr = math.log(residual)
+        if self.calls:
+            lr = min(lr, self.last[1])
+        self.last = (calls, lr)
+        if not self.calls or calls >= HISTORY_STEP * self.calls[-1] or calls == 0:
+            self.calls.append(calls)
+            self.logres.append(lr)
 
     def remaining(self, target):
         """Products still needed to reach ``target`` at the rate of the last
