@@ -14,7 +14,12 @@
    modified Gram-Schmidt one and two steps per pass against NumPy's, and the
    vector kernels threaded against serial by length.
 
+3. ``--shared DIR``: fidelity on real matrices: info, callback counts and
+   iterates against SciPy's, next to how far SciPy moves from itself when it
+   sums each row in another order.
+
     python benchmarks/solvers.py [--rounds 3] [--only cg,bicgstab,gmres] [--kernels]
+                                 [--shared ../shared/matrices/suitesparse]
 
 Writes benchmarks/results/solvers.txt (and prints as it goes).
 """
@@ -210,12 +215,74 @@ def kernels_part(log):
             f"{med['threaded'] * 1e6:8.1f} us, NumPy (3 calls) {med['numpy'] * 1e6:8.1f} us")
 
 
+def fidelity_part(shared, log):
+    """Every square real matrix of ``shared`` (at most 400k nonzeros): GMRES(20)
+    for 3 cycles, BiCGSTAB for 40 iterations, CG for 60 on the symmetric ones,
+    b random, against SciPy and against SciPy summing each row in reverse
+    order (how far rounding alone moves SciPy's own iterates)."""
+    import warnings
+    from spmvtune.linalg import bicgstab, cg, gmres
+    log(f"\n3. Fidelity on the real matrices of {shared}: info and callback counts "
+        "against SciPy's; iterates against SciPy's, next to SciPy's own spread when it "
+        "sums each row in reverse order")
+    files = sorted(p for p in Path(shared).iterdir() if p.name.endswith((".mtx", ".mtx.gz")))
+    counts = {"cases": 0, "same info and count": 0, "x within 1e-6": 0,
+              "x apart, as far as SciPy from itself": 0, "x apart, further": 0}
+    mismatches = []
+    for path in files:
+        try:
+            A = spmvtune.load(path)
+        except (ValueError, MemoryError):
+            continue
+        if A.shape[0] != A.shape[1] or A.nnz > 400_000 or A.shape[0] < 2:
+            continue
+        b = np.random.default_rng(0).standard_normal(A.shape[0])
+        rev = (np.concatenate([np.arange(A.indptr[i + 1] - 1, A.indptr[i] - 1, -1)
+                               for i in range(A.shape[0])]) if A.nnz else np.zeros(0, int))
+        Ar = sp.csr_array((A.data[rev], A.indices[rev], A.indptr.copy()), shape=A.shape)
+        Ar.has_sorted_indices = False
+        Lr = sla.LinearOperator(A.shape, matvec=lambda v, Ar=Ar: Ar @ v, dtype=float)
+        sym = getattr(getattr(A, "info", None), "symmetry", "") == "symmetric"
+        for name, ours, ref, kw in (
+                ("gmres", gmres, sla.gmres, {"restart": 20, "maxiter": 3, "callback_type": "pr_norm"}),
+                ("bicgstab", bicgstab, sla.bicgstab, {"maxiter": 40}),
+                ("cg", cg, sla.cg, {"maxiter": 60})):
+            if name == "cg" and not sym:
+                continue
+            counts["cases"] += 1
+            runs = []
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for fn, M in ((ref, A), (ours, A), (ref, Lr)):
+                    calls = []
+                    x, info = fn(M, b, callback=calls.append, **kw)
+                    runs.append((x, info, len(calls)))
+            (x1, i1, c1), (x2, i2, c2), (x3, i3, c3) = runs
+            if (i1, c1) != (i2, c2):
+                mismatches.append(f"{path.name} {name}: info {i1}/{i2}, count {c1}/{c2} (SciPy "
+                                  f"reversed: {i3}/{c3})")
+                continue
+            counts["same info and count"] += 1
+            nx = max(float(np.linalg.norm(x1)), 1e-300)
+            d12 = np.linalg.norm(x1 - x2) / nx
+            d13 = np.linalg.norm(x1 - x3) / nx
+            key = ("x within 1e-6" if d12 <= 1e-6 else "x apart, as far as SciPy from itself"
+                   if d13 >= d12 / 100 else "x apart, further")
+            counts[key] += 1
+    for k, v in counts.items():
+        log(f"  {k:40s} {v}")
+    for m in mismatches:
+        log(f"  mismatch: {m}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", default="cg,bicgstab,gmres")
     ap.add_argument("--kernels", action="store_true", help="also part 2 (kernel choices)")
     ap.add_argument("--small", action="store_true", help="small problems (a smoke test)")
+    ap.add_argument("--shared", default=None, metavar="DIR",
+                    help="also part 3: fidelity against SciPy on every matrix of DIR")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
     tune.USE_CACHE = False
@@ -236,6 +303,8 @@ def main(argv=None):
     if args.kernels:
         with spmvtune.single_threaded_blas():     # NumPy's contestants as SciPy runs here
             kernels_part(log)
+    if args.shared:
+        fidelity_part(args.shared, log)
     log(f"\nload average at the end {os.getloadavg()[0]:.2f}")
     if not args.small:
         Path(args.out).write_text("\n".join(lines) + "\n")
