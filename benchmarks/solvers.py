@@ -25,7 +25,6 @@ Writes benchmarks/results/solvers.txt (and prints as it goes).
 """
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -278,7 +277,8 @@ def fidelity_part(shared, log):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--only", default="cg,bicgstab,gmres")
+    ap.add_argument("--only", default="cg,bicgstab,gmres",
+                    help="solvers of part 1, comma-separated ('' for none)")
     ap.add_argument("--kernels", action="store_true", help="also part 2 (kernel choices)")
     ap.add_argument("--small", action="store_true", help="small problems (a smoke test)")
     ap.add_argument("--shared", default=None, metavar="DIR",
@@ -295,11 +295,13 @@ def main(argv=None):
     log(f"spmvtune {spmvtune.__version__}, SciPy {sp.__name__ and __import__('scipy').__version__}, "
         f"Numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads), "
         f"{os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.2f}")
-    log("1. End-to-end solves from the scipy.sparse matrix (selection included, tuning "
-        "cache off), b = ones")
     ratios = {}
-    for method in args.only.split(","):
-        ratios[method] = run_problem(method.strip(), args.rounds, args.small, log)
+    methods = [m.strip() for m in args.only.split(",") if m.strip()]
+    if methods:
+        log("1. End-to-end solves from the scipy.sparse matrix (selection included, tuning "
+            "cache off), b = ones")
+    for method in methods:
+        ratios[method] = run_problem(method, args.rounds, args.small, log)
     if args.kernels:
         with spmvtune.single_threaded_blas():     # NumPy's contestants as SciPy runs here
             kernels_part(log)
@@ -312,4 +314,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    main()
