@@ -482,3 +482,16 @@ def test_cli_solve_rhs_file_and_errors(tmp_path):
     assert r.exit_code == 1 and "bad.mtx:3" in r.output
     r = _cli([path, "--maxiter", "2", "--rtol", "1e-12"])
     assert r.exit_code == 1 and "not converged" in r.output
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_degenerate_systems_like_scipy(name):
+    ours, ref = SOLVERS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")              # 0/0 in CG, as in SciPy
+        for A, b, kw in ((sp.csr_array((0, 0)), np.zeros(0), {}),
+                         (sp.csr_array(np.array([[4.0]])), np.array([2.0]), {}),
+                         (sp.csr_array((3, 3)), np.ones(3), {"maxiter": 5})):
+            x, info = ours(A, b, **kw)
+            x_ref, info_ref = ref(A, b, **kw)
+            assert info == info_ref and np.array_equal(x, x_ref, equal_nan=True)
