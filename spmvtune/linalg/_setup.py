@@ -65,6 +65,7 @@ class Product:
         self.seconds = 0.0           # time spent in products (measured)
         self._times = np.empty(TIMES_KEPT)   # the last products' seconds, since the last swap
         self._since_swap = 0
+        self._swap_seconds = 0.0
         self._racers = None
         self.events = []             # what the product decided (races), for describe()
 
@@ -72,6 +73,7 @@ class Product:
         """Run ``op`` from the next product on (ends a race)."""
         self._racers = None
         self._since_swap = 0
+        self._swap_seconds = 0.0
         self._use(op)
         return self
 
@@ -115,6 +117,7 @@ class Product:
             self.swap(self._racers[best])
             self._times[:len(times)] = times
             self._since_swap = len(times)
+            self._swap_seconds = float(sum(times))
             return
         self._race_turn = (turn + 1) % len(self._racers)
         self._use(self._racers[self._race_turn])
@@ -122,6 +125,11 @@ class Product:
     @property
     def racing(self):
         return self._racers is not None
+
+    @property
+    def seconds_per_product(self):
+        """Mean seconds of the current kernel's products (0.0 before any)."""
+        return self._swap_seconds / self._since_swap if self._since_swap else 0.0
 
     def recent_times(self):
         """Seconds of the last products (at most TIMES_KEPT) since the last swap."""
@@ -133,6 +141,7 @@ class Product:
         self.seconds += dt
         self._times[self._since_swap % TIMES_KEPT] = dt
         self._since_swap += 1
+        self._swap_seconds += dt
         if self._racers is not None:
             self._race_step(dt)
 

@@ -119,7 +119,9 @@ class Tuner:
         if product.racing or calls < self._next_check:
             return
         self.baseline = product.op          # the race's winner
-        t_prod = product.seconds / calls
+        t_prod = product.seconds_per_product
+        if t_prod <= 0:
+            return
         need = worth_tuning(t_prod)
         left = self.max_products - calls
         if left < need:
