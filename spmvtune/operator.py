@@ -23,6 +23,12 @@ class SpMVOperator:
     fast path is a float64 C-contiguous 1-D ``x`` (others are converted).  Not
     safe to call from several Python threads at once (kernels keep scratch
     buffers).
+
+    Many right-hand sides: ``op(X)`` with a 2-D ``X`` of shape (n_cols, k) is
+    ``op.matmat(X)``, ``Y = A @ X`` of shape (n_rows, k).  Kernels built for
+    it (``max_vectors`` > 1, chosen by ``select_kernel(A, n_vectors=k)``)
+    read the matrix once for all k columns of a C-contiguous (row-major)
+    ``X``; a single-vector kernel runs once per column.
     """
 
     def __init__(self, kernel, shape, prepared, threads, setup_seconds, nnz):
@@ -36,6 +42,8 @@ class SpMVOperator:
         self._run = prepared.run
         self._args = prepared.args
         self._m, self._n = shape
+        self.max_vectors = 1
+        self.n_vectors = 1
         self.selection_seconds = 0.0
         self.decision = None
         self.bottlenecks = ()
@@ -48,6 +56,8 @@ class SpMVOperator:
                 f"threads={self.threads}, setup_seconds={self.setup_seconds:.3g})")
 
     def __call__(self, x):
+        if getattr(x, "ndim", 1) == 2:
+            return self.matmat(x)
         return self.matvec(x)
 
     def matvec(self, x, out=None):
@@ -65,6 +75,33 @@ class SpMVOperator:
         self._run(*self._args, x, out)
         return out
 
+    def matmat(self, X, out=None):
+        """Y = A @ X.  X: (n_cols, k) float64, C-contiguous for the fast path
+        (others are converted).  out: optional (n_rows, k) float64 C-contiguous
+        array to write into."""
+        if (type(X) is not np.ndarray or X.dtype != _F64 or X.ndim != 2
+                or X.shape[0] != self._n or not X.flags.c_contiguous):
+            X = self._as_X(X)
+        k = X.shape[1]
+        if out is None:
+            out = np.empty((self._m, k))
+        elif (type(out) is not np.ndarray or out.dtype != _F64 or out.shape != (self._m, k)
+              or not out.flags.c_contiguous or not out.flags.writeable):
+            raise ValueError(f"out must be a writeable C-contiguous float64 array of shape "
+                             f"({self._m}, {k})")
+        if k == 0:
+            return out
+        if 1 < k <= self.max_vectors or (k == 1 and self.max_vectors > 1):
+            self._run(*self._args, X, out)
+            return out
+        x = np.empty(self._n)                # a single-vector kernel: one column at a time
+        y = np.empty(self._m)
+        for j in range(k):
+            x[:] = X[:, j]
+            self._run(*self._args, x, y)
+            out[:, j] = y
+        return out
+
     def as_linear_operator(self):
         """A ``scipy.sparse.linalg.LinearOperator`` (for cg, gmres, eigsh, ...).
 
@@ -73,7 +110,7 @@ class SpMVOperator:
         operations and take the cores the product needs."""
         from scipy.sparse.linalg import LinearOperator
         return LinearOperator(self.shape, matvec=lambda v: self.matvec(np.ravel(v)),
-                              dtype=np.float64)
+                              matmat=self.matmat, dtype=np.float64)
 
     def _as_x(self, x):
         x = np.asarray(x)
@@ -82,6 +119,14 @@ class SpMVOperator:
         if np.issubdtype(x.dtype, np.complexfloating):
             raise TypeError("complex x is not supported")
         return np.ascontiguousarray(x, dtype=np.float64)
+
+    def _as_X(self, X):
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] != self._n:
+            raise ValueError(f"X must have shape ({self._n}, k), got {X.shape}")
+        if np.issubdtype(X.dtype, np.complexfloating):
+            raise TypeError("complex X is not supported")
+        return np.ascontiguousarray(X, dtype=np.float64)
 
 
 def single_threaded_blas():
@@ -120,4 +165,6 @@ def build_operator(csr, kernel, threads, options=None, wide_indices=False):
         prepared = spec.prepare(csr, threads, wide=wide_indices, **options)
     except KernelUnusable as exc:
         raise KernelUnusable(f"kernel {spec.name!r} cannot run this matrix: {exc}") from None
-    return SpMVOperator(spec.name, csr.shape, prepared, threads, time.perf_counter() - t0, csr.nnz)
+    op = SpMVOperator(spec.name, csr.shape, prepared, threads, time.perf_counter() - t0, csr.nnz)
+    op.max_vectors = spec.max_vectors
+    return op

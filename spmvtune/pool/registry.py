@@ -29,6 +29,8 @@ CLASSES = ("MB", "ML", "IMB", "CMP")
 #: a BLAS library's own threads.
 BALANCES = ("rows", "nnz", "split", "serial", "blas")
 U32_MAX = np.iinfo(np.uint32).max
+#: ``max_vectors`` of a kernel that takes any number of right-hand sides.
+ANY_VECTORS = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,9 @@ class KernelSpec:
         with a reason.
     max_vectors: the most right-hand sides one call takes (1: ``y = A x``
         only; larger: also ``Y = A X`` for ``X`` of shape (n_cols, k)).
+    min_vectors: the fewest right-hand sides the selector considers the
+        kernel for (the many-vector kernels: 2; they still run ``y = A x``,
+        but the single-vector pool serves one vector).
     """
     name: str
     targets: tuple
@@ -154,10 +159,15 @@ class KernelSpec:
     shares_input: bool = False
     dtypes: tuple = ("float64",)
     max_vectors: int = 1
+    min_vectors: int = 1
 
     def threads_for(self, threads):
         """The thread count this kernel runs with when ``threads`` are asked for."""
         return 1 if self.serial_only else threads
+
+    def serves(self, k):
+        """Whether the selector considers this kernel for ``k`` right-hand sides."""
+        return self.min_vectors <= k <= self.max_vectors
 
     def refusal(self, f):
         """Why this kernel cannot take the matrix of features ``f`` (None: it can)."""
