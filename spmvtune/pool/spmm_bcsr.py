@@ -7,7 +7,7 @@ into r rows' accumulators held in vector registers (r <= 4, 8 columns of Y at
 a time, :mod:`spmvtune.pool.simd`): r times fewer loads of ``X`` than CSR,
 and one column index per block.  Block-pruned weights (4 x 4, 8 x 1 blocks)
 fill their blocks exactly; elsewhere explicit zeros cost multiply-adds, so
-the shape (r >= 2) is chosen by :func:`spmm_shape` from the fill estimated on
+the shape (r x 1, r = 2..4) is chosen by :func:`spmm_shape` from the fill estimated on
 a sample (:func:`spmvtune.pool.bcsr.block_estimates`).
 
 Storage is ``bcsr``'s (aligned blocks, column-major values), so a 1-D ``x``
@@ -31,8 +31,10 @@ from .value_index import applies as vi_applies
 
 U0, U1, U2, U3 = (np.uint64(v) for v in range(4))
 W1 = np.uint64(8)
-#: Block shapes for many vectors: at least two rows share each load of X.
-SHAPES = ((2, 1), (3, 1), (4, 1), (2, 2), (3, 3), (4, 4), (2, 4), (4, 2))
+#: Block shapes for many vectors: r rows share each load of X.  Wider blocks
+#: would only save column indices, which matter little once k vectors share
+#: each one; r x 1 blocks fill exactly on 2 x 2, 3 x 3, 4 x 4 and 8 x 1 tiles.
+SHAPES = ((2, 1), (3, 1), (4, 1))
 #: Cost of loading one slice of X relative to one multiply-add of it (the
 #: loads come from L2/L3 once X outgrows the L1).
 X_LOAD_COST = 2.0
