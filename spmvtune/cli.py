@@ -7,6 +7,23 @@ from pathlib import Path
 import click
 import numpy as np
 
+#: The largest k the CLI accepts for --vectors.
+MAX_VECTORS = 4096
+
+
+def parse_vectors(text, flag="--vectors"):
+    """'1,8,64' -> (1, 8, 64): right-hand sides per product, each in 1..MAX_VECTORS."""
+    try:
+        ks = tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}",
+                                 param_hint=flag) from None
+    if not ks or any(not 1 <= k <= MAX_VECTORS for k in ks):
+        raise click.BadParameter(f"each k must be in 1..{MAX_VECTORS}, got {text!r}",
+                                 param_hint=flag)
+    return tuple(dict.fromkeys(ks))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="spmvtune")
 def main():
@@ -475,8 +492,15 @@ def cache_clear():
               show_default=True,
               help="Each timed sample is a batch of products lasting at least this long.")
 @click.option("--fit-only", is_flag=True, help="Measure nothing: fit the models on the store.")
+@click.option("--vectors", "vectors_text", default="1", show_default=True, metavar="K[,K...]",
+              help="Right-hand sides per product to time, e.g. 1,8,64: k > 1 times the "
+                   "many-vector kernels (Y = A X) and fits their coefficients per k. A matrix "
+                   "already in the store is measured at the missing k only.")
+@click.option("--pruned/--no-pruned", default=None,
+              help="Include pruned weight matrices (unstructured, block, 2:4, channel, "
+                   "quantized; ~50 layers). Default: when --vectors has a k > 1.")
 def train(paths, files_from, out, store, threads, generated, kind, max_nnz, scheduler, repeats,
-          batch_seconds, fit_only):
+          batch_seconds, fit_only, vectors_text, pruned):
     """Time every (kernel, threads) pair on many matrices and fit this machine's selector.
 
     PATHS are matrix files or directories (as `bench` takes); the generated
@@ -492,9 +516,10 @@ def train(paths, files_from, out, store, threads, generated, kind, max_nnz, sche
     from .machine import cache_dir, machine_profile
     from .model import fit_model
     from .pool import kernel_names, kernel_specs
-    from .train import ResultsStore, generated_matrices, sweep
+    from .train import ResultsStore, generated_matrices, pruned_matrices, sweep
     from .validate import check_threads
     threads = check_threads(threads)
+    vectors = parse_vectors(vectors_text, "--vectors")
     db = ResultsStore(store or cache_dir() / "training.sqlite")
     from .bench.items import file_items
     listed = list(paths)
@@ -505,6 +530,8 @@ def train(paths, files_from, out, store, threads, generated, kind, max_nnz, sche
              for i in file_items(listed)]
     if generated:
         items += list(generated_matrices())
+    if pruned or (pruned is None and max(vectors) > 1):
+        items += list(pruned_matrices())
     if not items and not fit_only:
         raise click.UsageError("nothing to train on: give PATHS or keep --generated")
 
@@ -512,14 +539,21 @@ def train(paths, files_from, out, store, threads, generated, kind, max_nnz, sche
         if "error" in rec:
             click.echo(f"[{i}/{n}] {name}: FAILED: {rec['error']}", err=True)
             return
-        best = min(rec["times"], key=rec["times"].get)
-        base = min(v for k, v in rec["times"].items() if k.startswith("csr_balanced@"))
+        from .model import single_vector_times
+        one = single_vector_times(rec["times"])
+        if not one:
+            click.echo(f"[{i}/{n}] {name}: nnz {rec['nnz']}, {len(rec['times'])} pairs timed, "
+                       f"{seconds:.1f}s", err=True)
+            return
+        best = min(one, key=one.get)
+        base = min(v for k, v in one.items() if k.startswith("csr_balanced@"))
         click.echo(f"[{i}/{n}] {name}: nnz {rec['nnz']}, best {best} "
-                   f"({base / rec['times'][best]:.2f}x csr_balanced), {seconds:.1f}s", err=True)
+                   f"({base / one[best]:.2f}x csr_balanced), {seconds:.1f}s", err=True)
     if not fit_only:
         try:
             measured, skipped, failed = sweep(items, db, threads, progress, max_nnz, scheduler,
-                                              {"repeats": repeats, "batch_seconds": batch_seconds})
+                                              {"repeats": repeats, "batch_seconds": batch_seconds,
+                                               "vectors": vectors})
         except RuntimeError as exc:
             raise click.ClickException(str(exc))
         click.echo(f"measured {measured}, already in the store {skipped}, failed {failed}",

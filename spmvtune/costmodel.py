@@ -19,6 +19,17 @@ L3, I >= 1 the imbalance of the kernel's partition at T threads
 (``KernelSpec.balance``: ``imbalance_rows``, ``imbalance_nnz``, 1 for split),
 and BW(T), R(T), call(T), lat come from the machine profile.
 
+Many right-hand sides (``Y = A X``, k > 1, row-major X): the matrix is
+streamed once for all k vectors while x and y grow to k (n_cols + n_rows)
+numbers; W_k is multiplied by k and computed at the machine's measured rate
+for the kernel's kind (the vector kernels' ``spmm_rate``, BLAS's
+``dense_rate`` for the dense fallback at every k); the per-row term counts one
+pass per 8 columns of Y; and a nonzero whose row of X is new touches
+ceil(8 k / 64) lines of it, the new rows being about min(1, 8 x_lines_per_nnz)
+per nonzero (the dense product streams X in blocks: no latency terms).
+Coefficients are fitted per (kernel, threads, k bucket): keys "kernel@T" for
+one vector, "kernel@T@k8" for k rounded to a power of two (2..256).
+
 With the prior coefficients (θ = 1 on every physical term, less on latency
 because a core overlaps several misses) this is an analytic model that ranks
 kernels on any machine.  ``spmvtune train`` fits θ per (kernel, threads) to
@@ -55,13 +66,41 @@ def ramp(value, lo, hi):
     return float(min(max((value - lo) / (hi - lo), 0.0), 1.0))
 
 
-def pair_key(kernel, threads):
-    return f"{kernel}@{int(threads)}"
+#: k buckets of the fitted coefficients: powers of two.
+MAX_K_BUCKET = 256
+
+
+def k_bucket(k):
+    """The power of two (2..MAX_K_BUCKET) whose coefficients serve k > 1 vectors; 1 for k = 1."""
+    k = int(k)
+    if k <= 1:
+        return 1
+    return int(min(max(2 ** round(math.log2(k)), 2), MAX_K_BUCKET))
+
+
+def pair_key(kernel, threads, k=1):
+    """"kernel@T" (one vector) or "kernel@T@k8" (k > 1, bucketed)."""
+    b = k_bucket(k)
+    return f"{kernel}@{int(threads)}" + (f"@k{b}" if b > 1 else "")
+
+
+def parse_key(key):
+    """(kernel, threads, k) of a :func:`pair_key`; ValueError when malformed."""
+    parts = key.split("@")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise ValueError(f"not a kernel@threads[@kN] key: {key!r}")
+    k = 1
+    if len(parts) == 3:
+        if not parts[2].startswith("k") or not parts[2][1:].isdigit():
+            raise ValueError(f"not a kernel@threads@kN key: {key!r}")
+        k = int(parts[2][1:])
+    return parts[0], int(parts[1]), k
 
 
 def split_key(key):
-    kernel, _, threads = key.rpartition("@")
-    return kernel, int(threads)
+    """(kernel, threads) of a :func:`pair_key`."""
+    kernel, threads, _ = parse_key(key)
+    return kernel, threads
 
 
 def imbalance(spec, f, threads, max_threads):
@@ -76,31 +115,55 @@ def imbalance(spec, f, threads, max_threads):
     return 1.0 + (full - 1.0) * (threads - 1) / (max_threads - 1)
 
 
+def compute_rate(spec, machine, threads, k=1):
+    """flop/s of the kernel's multiply-adds: BLAS's dense rate for the dense
+    kernels, the vector kernels' rate for k > 1, else the in-cache CSR rate."""
+    if spec.balance == "blas" and hasattr(machine, "dense_rate"):
+        return machine.dense_rate(threads, k) * 1e9
+    if k > 1 and spec.max_vectors > 1 and hasattr(machine, "spmm_rate"):
+        return machine.spmm_rate(threads, k) * 1e9
+    return machine.incache_rate(threads) * 1e9
+
+
+def x_lines(spec, f, k=1):
+    """Cache lines of x (of X for k > 1) one product touches beyond the previous row's."""
+    nnz = f["nnz"]
+    per_nnz = f.get("x_lines_per_nnz", 0.125)
+    if k == 1:
+        return per_nnz * nnz
+    if spec.balance == "blas":
+        return 0.0                          # gemm streams X in blocks
+    vb = float(f.get("value_bytes", 8.0))
+    return min(1.0, 8.0 * per_nnz) * nnz * math.ceil(k * vb / 64.0)
+
+
 def terms(spec, f, threads, machine, max_threads=None, k=1):
     """The six terms (seconds) of one (kernel, threads) pair; see the module docstring.
     k: right-hand sides per call (x and y are (n, k); the matrix is streamed once)."""
     max_threads = max_threads or machine.threads
     T = max(int(threads), 1)
+    k = max(int(k), 1)
     I = imbalance(spec, f, T, max_threads)
     caches = machine.caches
-    rows, cols, nnz = f["rows"], f["cols"], f["nnz"]
+    rows = f["rows"]
     vb = float(f.get("value_bytes", 8.0))
-    xy_bytes = vb * k * (rows + cols)
+    xy_bytes = vb * k * (rows + f["cols"])
     ws = spec.storage(f) + xy_bytes
     beyond_l3 = ramp(ws / caches["L3"], 0.5, 1.5)
-    rate = machine.incache_rate(T) * 1e9                    # flop/s
+    rate = compute_rate(spec, machine, T, k)
     x_bytes = vb * k * spec.x_span(f)
     p2 = ramp(x_bytes / (caches["L2"] * T), 0.5, 2.0)
     p3 = ramp(x_bytes / caches["L3"], 0.25, 1.0)
-    lines = f.get("x_lines_per_nnz", 0.125) * nnz
+    lines = x_lines(spec, f, k)
     lat = machine.latency_ns if getattr(machine, "latency_ns", None) else {"L3": 12.0,
                                                                             "memory": 90.0}
     call = CALL_SECONDS + (machine.launch_overhead_us * 1e-6 if T > 1 else 0.0)
+    passes = 1.0 if k == 1 else math.ceil(k / 8.0)           # per-row work per 8 columns of Y
     return np.array([
         call,
         I * ws * beyond_l3 / (machine.bandwidth(T) * 1e9),
         I * 2.0 * k * spec.work(f) / rate,
-        I * 2.0 * rows / rate,
+        I * 2.0 * rows * passes / rate,
         I / T * lines * p2 * lat["L3"] * 1e-9,
         I / T * lines * p3 * lat["memory"] * 1e-9,
     ])
@@ -115,9 +178,10 @@ def setup_terms(f):
 
 
 class CostModel:
-    """Coefficients per (kernel, threads) pair and per-kernel setup models.
+    """Coefficients per (kernel, threads[, k bucket]) and per-kernel setup models.
 
-    ``coef``: {"kernel@T": array of len(TERMS)}; missing pairs use the prior.
+    ``coef``: {"kernel@T" or "kernel@T@kB": array of len(TERMS)} (:func:`pair_key`);
+    missing pairs use the prior.
     ``setup``: {kernel: array of len(SETUP_TERMS)}; missing kernels use the
     spec's ``setup_products`` prior.  ``error``: {"kernel@T": median relative
     error of the fit} (what the selector may trust).
@@ -133,14 +197,14 @@ class CostModel:
     def trained(self):
         return bool(self.coef)
 
-    def coefficients(self, spec, threads):
-        c = self.coef.get(pair_key(spec.name, threads))
+    def coefficients(self, spec, threads, k=1):
+        c = self.coef.get(pair_key(spec.name, threads, k))
         return prior_coefficients(spec) if c is None else c
 
-    def predict(self, spec, f, threads, machine, max_threads=None):
-        """Seconds of one product of ``spec`` at ``threads``."""
-        return float(self.coefficients(spec, threads) @ terms(spec, f, threads, machine,
-                                                               max_threads))
+    def predict(self, spec, f, threads, machine, max_threads=None, k=1):
+        """Seconds of one product of ``spec`` at ``threads`` with ``k`` right-hand sides."""
+        return float(self.coefficients(spec, threads, k) @ terms(spec, f, threads, machine,
+                                                                  max_threads, k))
 
     def predict_setup(self, spec, f, t_base):
         """Seconds ``prepare`` is expected to take (t_base: one baseline product)."""
@@ -149,15 +213,16 @@ class CostModel:
             return spec.setup_products * t_base
         return float(c @ setup_terms(f))
 
-    def rank(self, f, machine, specs, thread_counts, max_threads=None):
+    def rank(self, f, machine, specs, thread_counts, max_threads=None, k=1):
         """[(seconds, kernel, threads)] of every usable pair, fastest first.
-        specs: kernel specs to consider (their ``applies`` is checked here)."""
+        specs: kernel specs to consider (their ``applies`` is checked here);
+        k: right-hand sides per product."""
         out = []
         for spec in specs:
             if spec.refusal(f) is not None:
                 continue
             for T in sorted({spec.threads_for(t) for t in thread_counts}):
-                out.append((self.predict(spec, f, T, machine, max_threads), spec.name, T))
+                out.append((self.predict(spec, f, T, machine, max_threads, k), spec.name, T))
         out.sort()
         return out
 
@@ -194,11 +259,14 @@ class CostModel:
                 raise ValueError(f"{name} must be an object")
             out = {}
             for key, vals in raw.items():
-                kernel = split_key(key)[0] if keyed_by_pair else key
+                kernel, threads, k = parse_key(key) if keyed_by_pair else (key, 1, 1)
                 if kernel not in known:
                     continue                    # a kernel of another version: ignored
-                if keyed_by_pair and split_key(key)[1] < 1:
+                if keyed_by_pair and threads < 1:
                     raise ValueError(f"{name}[{key!r}]: threads must be at least 1")
+                if keyed_by_pair and k != k_bucket(k):
+                    raise ValueError(f"{name}[{key!r}]: k must be a power of two in "
+                                     f"2..{MAX_K_BUCKET}")
                 if (not isinstance(vals, list) or len(vals) != width
                         or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                    and math.isfinite(v) and v >= 0 for v in vals)):
@@ -287,8 +355,9 @@ def fit_pair(Phi, t, prior):
 
 def fit(records, machine, specs, max_threads=None):
     """A :class:`CostModel` fitted to training records (see :mod:`spmvtune.train`):
-    each record has ``features`` and ``times`` {"kernel@T": seconds} and
-    ``setup`` {"kernel@T": seconds}."""
+    each record has ``features`` and ``times`` {"kernel@T" or "kernel@T@kB": seconds}
+    (B: the k the product was timed with, a power of two) and ``setup``
+    {"kernel@T": seconds}."""
     from . import __version__
     from .machine import machine_fingerprint
     by_name = {s.name: s for s in specs}
@@ -297,11 +366,12 @@ def fit(records, machine, specs, max_threads=None):
     for rec in records:
         f = rec["features"]
         for key, t in rec.get("times", {}).items():
-            kernel, T = split_key(key)
+            kernel, T, k = parse_key(key)
             if kernel in by_name and t > 0 and math.isfinite(t):
-                rows.setdefault(key, []).append((terms(by_name[kernel], f, T, machine, max_threads), t))
+                rows.setdefault(pair_key(kernel, T, k), []).append(
+                    (terms(by_name[kernel], f, T, machine, max_threads, k), t))
         for key, s in rec.get("setup", {}).items():
-            kernel = split_key(key)[0] if "@" in key else key
+            kernel = parse_key(key)[0] if "@" in key else key
             if kernel in by_name and s > 0 and math.isfinite(s):
                 setups.setdefault(kernel, []).append((setup_terms(f), s))
     coef, error = {}, {}
@@ -310,7 +380,7 @@ def fit(records, machine, specs, max_threads=None):
             continue
         Phi = np.array([p for p, _ in pairs])
         t = np.array([t for _, t in pairs])
-        theta = fit_pair(Phi, t, prior_coefficients(by_name[split_key(key)[0]]))
+        theta = fit_pair(Phi, t, prior_coefficients(by_name[parse_key(key)[0]]))
         coef[key] = theta
         error[key] = float(np.median(np.abs(Phi @ theta / t - 1.0)))
     setup = {}

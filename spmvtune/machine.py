@@ -5,6 +5,12 @@ cache directory (``spmvtune machine --refresh`` remeasures): core count, cache
 sizes (from the OS), read-only and triad memory bandwidth at 1..N threads, the
 in-cache CSR rate, and the launch overhead of a threaded kernel.  Everything
 else (features, profiler, bottleneck scores, benchmarks) reads it.
+
+For many right-hand sides (``Y = A X``) it also holds, in ``extra``, the rate
+of NumPy's dense BLAS product (``dense_gflops``) and of the ``spmm_csr``
+kernel (``spmm_gflops``) on in-cache operands at a few k: the cost model's
+compute rates, from which it predicts where dense BLAS overtakes the sparse
+kernels.
 """
 import functools
 import json
@@ -19,9 +25,16 @@ from numba import njit, prange
 
 from .pool.partition import even_rows
 
-PROFILE_VERSION = 2
+PROFILE_VERSION = 3
 #: Latencies assumed where a profile does not say (ns): an L3 hit, a DRAM access.
 DEFAULT_LATENCY_NS = {"L3": 12.0, "memory": 90.0}
+#: Right-hand sides at which the many-vector rates are measured.
+RATE_VECTORS = {"dense_gflops": (1, 8, 64), "spmm_gflops": (8, 64)}
+#: Where a profile lacks a many-vector rate: multiples of the in-cache CSR rate
+#: (a BLAS gemm runs at a large share of the peak; the vector kernels at a few
+#: times the scalar CSR loop), by k.
+FALLBACK_RATE_FACTORS = {"dense_gflops": {1: 2.0, 8: 6.0, 64: 12.0},
+                         "spmm_gflops": {8: 2.5, 64: 3.0}}
 
 
 @dataclass
@@ -46,6 +59,23 @@ class MachineProfile:
 
     def incache_rate(self, threads):
         return _closest(self.incache_csr_gflops, threads)
+
+    def dense_rate(self, threads, k=1):
+        """GFLOP/s of a dense BLAS product with ``k`` vectors at ``threads``."""
+        return self._vector_rate("dense_gflops", threads, k)
+
+    def spmm_rate(self, threads, k):
+        """GFLOP/s of the many-vector CSR kernel with ``k`` vectors at ``threads``."""
+        return self._vector_rate("spmm_gflops", threads, k)
+
+    def _vector_rate(self, name, threads, k):
+        table = (self.extra or {}).get(name)
+        if table:
+            row = table[_closest_key(table, threads)]
+        else:
+            row = {kk: f * self.incache_rate(threads)
+                   for kk, f in FALLBACK_RATE_FACTORS[name].items()}
+        return _interpolate_log(row, k)
 
     def product_seconds(self, nnz, rows, cols, threads):
         """Estimated seconds of one baseline CSR product: the slower of streaming
@@ -72,9 +102,26 @@ def csr_bytes(rows, cols, nnz):
 
 
 def _closest(table, threads):
+    return float(table[_closest_key(table, threads)])
+
+
+def _closest_key(table, threads):
+    """The key of ``table`` (ints or their strings) closest to ``threads``."""
     keys = sorted(int(k) for k in table)
     k = min(keys, key=lambda v: (abs(v - threads), -v))
-    return float(table[k] if k in table else table[str(k)])
+    return k if k in table else str(k)
+
+
+def _interpolate_log(row, k):
+    """Linear in log k between the measured points of ``row`` {k: rate}; flat outside."""
+    pts = sorted((int(kk), float(v)) for kk, v in row.items())
+    if k <= pts[0][0]:
+        return pts[0][1]
+    for (k0, v0), (k1, v1) in zip(pts, pts[1:]):
+        if k <= k1:
+            w = np.log(k / k0) / np.log(k1 / k0)
+            return float(v0 + w * (v1 - v0))
+    return pts[-1][1]
 
 
 @functools.lru_cache(maxsize=1)
@@ -180,6 +227,42 @@ def incache_csr_gflops(threads, l2_bytes, repeats=50):
     return 2 * A.nnz / t / 1e9
 
 
+def _best_median(fn, repeats, trials=3):
+    """The fastest of ``trials`` medians: a capability, robust to a busy moment."""
+    return min(_median_time(fn, repeats) for _ in range(trials))
+
+
+def dense_gflops(threads, l3_bytes, ks=RATE_VECTORS["dense_gflops"], repeats=7):
+    """{k: GFLOP/s} of NumPy's BLAS product of a square matrix of a quarter
+    of the L3 with k vectors (BLAS on ``threads`` threads)."""
+    from .pool.dense_mm import _product
+    n = max(int((l3_bytes / 4 / 8) ** 0.5), 64)
+    D = np.random.default_rng(0).uniform(-1, 1, (n, n))
+    out = {}
+    for k in ks:
+        X = np.ones((n, k)) if k > 1 else np.ones(n)
+        Y = np.empty((n, k)) if k > 1 else np.empty(n)
+        out[k] = 2.0 * n * n * k / _best_median(lambda: _product(D, threads, X, Y), repeats) / 1e9
+    return out
+
+
+def spmm_gflops(threads, l2_bytes, ks=RATE_VECTORS["spmm_gflops"], repeats=7):
+    """{k: GFLOP/s} of the ``spmm_csr`` kernel on a random matrix with 64
+    nonzeros per row whose storage and X fill about half the L2s."""
+    from . import generate
+    from .operator import build_operator
+    from .validate import as_canonical_csr
+    out = {}
+    for k in ks:
+        n = max(int(l2_bytes * threads / 2 / (12 * 64 + 8 * k)), 64)
+        A = generate.random_scatter(n, 64)
+        op = build_operator(as_canonical_csr(A), "spmm_csr", threads)
+        X = np.ones((n, k))
+        Y = np.empty((n, k))
+        out[k] = 2.0 * A.nnz * k / _best_median(lambda: op.matmat(X, out=Y), repeats) / 1e9
+    return out
+
+
 @njit(cache=True)
 def _chase(nxt, steps):
     i = 0
@@ -237,7 +320,9 @@ def measure(threads=None):
         launch_overhead_us=launch_overhead_us(max_threads),
         latency_ns={"L3": load_latency_ns(caches["L3"] // 4),
                     "memory": load_latency_ns(256 << 20)},
-        measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        extra={"dense_gflops": {t: dense_gflops(t, caches["L3"]) for t in counts},
+               "spmm_gflops": {t: spmm_gflops(t, caches["L2"]) for t in counts}})
 
 
 def cache_dir():

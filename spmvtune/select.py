@@ -21,6 +21,12 @@ of the decision (a pair is a kernel and a thread count).  ``max_extra_bytes``
 leaves out kernels whose storage beyond the caller's matrix would exceed it.
 Decisions are kept in the tuning cache (:mod:`spmvtune.tuning_cache`) unless
 ``cache=False``.
+
+Many right-hand sides (``n_vectors=k`` > 1, ``Y = A X``): the candidates are
+the kernels that serve k vectors (``KernelSpec.serves``: the many-vector
+kernels and the dense fallback ``dense_mm``), ranked by the cost model at k
+and timed with an (n_cols, k) ``X``; speedups count against ``spmm_csr``.
+With k = 1 the single-vector pool is chosen from, as before.
 """
 import time
 
@@ -48,10 +54,18 @@ MARGIN = 0.10
 FEATURE_SHARE = 0.3
 #: Timing rounds of the check (after one warm-up call each).
 CHECK_ROUNDS = 4
+#: The reference of speedups for k > 1 right-hand sides.
+BASELINE_MANY = "spmm_csr"
+
+
+def baseline_for(n_vectors):
+    """The kernel speedups and fallbacks count against for ``n_vectors`` vectors."""
+    return BASELINE if n_vectors == 1 else BASELINE_MANY
 
 
 def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=None,
-                  options=None, cache=True, wide_indices=False, max_extra_bytes=None):
+                  options=None, cache=True, wide_indices=False, max_extra_bytes=None,
+                  n_vectors=1):
     """Prepare ``A`` for repeated ``y = A @ x`` and return an :class:`SpMVOperator`.
 
     A: any scipy.sparse matrix or array (converted once to canonical float64 CSR).
@@ -67,6 +81,10 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
     max_extra_bytes: leave out kernels whose storage beyond the caller's
         matrix exceeds this many bytes (None: no limit; 0: only kernels that
         run on the caller's arrays).
+    n_vectors: right-hand sides per product the selection is for (k): with
+        k > 1 the operator's ``op(X)`` / ``op.matmat(X)`` takes a C-contiguous
+        ``X`` of shape (n_cols, k) and reads the matrix once for all k
+        columns (``op(x)`` with a 1-D ``x`` still works).
     Raises ValueError for bad arguments and :class:`~spmvtune.pool.KernelUnusable`
     when a forced kernel cannot represent A.
     """
@@ -81,6 +99,11 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
                                         or max_extra_bytes < 0):
         raise ValueError(f"max_extra_bytes must be a non-negative int or None, "
                          f"got {max_extra_bytes!r}")
+    if (isinstance(n_vectors, bool) or not isinstance(n_vectors, (int, np.integer))
+            or n_vectors < 1):
+        raise ValueError(f"n_vectors must be a positive int, got {n_vectors!r}")
+    n_vectors = int(n_vectors)
+    baseline = baseline_for(n_vectors)
     csr = as_canonical_csr(A)
     threads = check_threads(threads)
     t0 = time.perf_counter()
@@ -91,7 +114,7 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
     else:
         if options:
             raise ValueError("options apply to a forced kernel; pass kernel= too")
-        sel = _Selection(csr, threads, expected_calls, max_extra_bytes, wide_indices)
+        sel = _Selection(csr, threads, expected_calls, max_extra_bytes, wide_indices, n_vectors)
         decision = sel.decide(mode, cache)
         ops = sel.ops
     selection = time.perf_counter() - t0
@@ -104,15 +127,16 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
     except KernelUnusable:
         if decision.source == "forced":
             raise
-        decision = Decision(BASELINE, decision.threads, (), decision.bottlenecks, 1.0, None,
+        decision = Decision(baseline, decision.threads, (), decision.bottlenecks, 1.0, None,
                             f"{decision.kernel} unusable here; baseline")
-        op = build_operator(csr, BASELINE, decision.threads, None, wide_indices)
+        op = build_operator(csr, baseline, decision.threads, None, wide_indices)
     op.decision = decision
+    op.n_vectors = n_vectors
     op.selection_seconds = selection
     op.bottlenecks = tuple(decision.bottlenecks)
     op.predicted_speedup = decision.predicted_speedup
     op.selection_source = decision.source
-    op.break_even_calls = _break_even(op, decision, csr)
+    op.break_even_calls = _break_even(op, decision, csr, n_vectors)
     return op
 
 
@@ -125,7 +149,7 @@ class _Selection:
     """One selection: the matrix, the budget, and what was prepared on the way
     (``ops``: {(kernel, threads): operator}, reused when chosen)."""
 
-    def __init__(self, csr, max_threads, expected_calls, max_extra_bytes, wide):
+    def __init__(self, csr, max_threads, expected_calls, max_extra_bytes, wide, n_vectors=1):
         from .costmodel import current_cost_model
         from .machine import machine_profile
         self.csr = csr
@@ -137,6 +161,8 @@ class _Selection:
         self.machine = machine_profile()
         self.model = current_cost_model()
         self.ops = {}
+        self.k = n_vectors
+        self.baseline = baseline_for(n_vectors)
 
     # -- the features ladder ---------------------------------------------------------
 
@@ -147,14 +173,19 @@ class _Selection:
         return cheap_features(self.csr, self.machine.caches, self.max_threads)
 
     def features(self):
-        from .features import structural_features
-        return structural_features(self.csr, caches=self.machine.caches, threads=self.max_threads)
+        from .features import structural_features, vector_features
+        f = structural_features(self.csr, caches=self.machine.caches, threads=self.max_threads)
+        if self.k > 1:
+            f.update(vector_features(self.csr))
+        return f
 
     def specs(self, f):
-        """Kernel specs allowed by the memory budget."""
+        """Kernel specs that serve k vectors, allowed by the memory budget."""
         from .pool.indices import shares_input
         out = []
         for spec in kernel_specs():
+            if not spec.serves(self.k):
+                continue
             if self.max_extra_bytes is not None:
                 extra = 0 if spec.shares_input and shares_input(self.csr, self.wide) else spec.storage(f)
                 if extra > self.max_extra_bytes:
@@ -165,27 +196,28 @@ class _Selection:
     def ranked(self, f, kernels=None):
         specs = [s for s in self.specs(f) if kernels is None or s.name in kernels]
         return self.model.rank(f, self.machine, specs, thread_candidates(self.max_threads),
-                               self.max_threads)
+                               self.max_threads, self.k)
 
     def base_time(self, f, ranked):
         """Predicted seconds of the baseline at its best thread count."""
-        times = [t for t, k, _ in ranked if k == BASELINE]
-        return min(times) if times else self.model.predict(get_kernel(BASELINE), f, 1, self.machine,
-                                                            self.max_threads)
+        times = [t for t, k, _ in ranked if k == self.baseline]
+        return min(times) if times else self.model.predict(get_kernel(self.baseline), f, 1,
+                                                            self.machine, self.max_threads, self.k)
 
     # -- decisions --------------------------------------------------------------------
 
     def decide(self, mode, cache):
         if self.expected_calls is not None and self.expected_calls < MIN_CALLS:
             f = self.cheap_features()
-            best = self.ranked(f, {BASELINE})[0]
-            return Decision(BASELINE, best[2], source=f"expected_calls < {MIN_CALLS}: no selection",
+            best = self.ranked(f, {self.baseline})[0]
+            return Decision(self.baseline, best[2],
+                            source=f"expected_calls < {MIN_CALLS}: no selection",
                             predicted_speedup=1.0, predicted_seconds=best[0])
         store = key = None
         if cache:
             from .tuning_cache import TuningCache, decision_key
             store = TuningCache()
-            key = decision_key(self.csr, self.max_threads, mode, self.max_extra_bytes)
+            key = decision_key(self.csr, self.max_threads, mode, self.max_extra_bytes, self.k)
             hit = store.get_decision(key, self.max_threads)
             if hit is not None:
                 return self.afford(hit.but(source="cache"))
@@ -202,20 +234,21 @@ class _Selection:
         if feature_seconds(self.csr) > FEATURE_SHARE * self.horizon * t_base:
             # the features cannot repay themselves: decide from the size alone
             t, kernel, threads = next(r for r in ranked0 if get_kernel(r[1]).shares_input
-                                      or r[1] == BASELINE)
+                                      or r[1] == self.baseline)
             return self._predicted_decision(t, kernel, threads, t_base, (),
                                             "auto (size only: product too cheap to analyse)")
         f = self.features()
         ranked = self.ranked(f)
         t_base = self.base_time(f, ranked)
         bottlenecks = _bottlenecks(f, self.max_threads)
-        margin = MARGIN + max((self.model.error.get(f"{k}@{t}", 0.0) for _, k, t in ranked[:1]),
-                              default=0.0)
+        from .costmodel import pair_key
+        margin = MARGIN + max((self.model.error.get(pair_key(k, t, self.k), 0.0)
+                               for _, k, t in ranked[:1]), default=0.0)
         best_t = ranked[0][0]
         near = [r for r in ranked if r[0] <= best_t * (1.0 + margin)][:MAX_TIMED]
-        base_pair = min((r for r in ranked if r[1] == BASELINE), default=None)
+        base_pair = min((r for r in ranked if r[1] == self.baseline), default=None)
         timed = list(dict.fromkeys([(k, t) for _, k, t in near]
-                                   + ([(BASELINE, base_pair[2])] if base_pair else [])))
+                                   + ([(self.baseline, base_pair[2])] if base_pair else [])))
         # what timing costs: preparing the candidates and CHECK_ROUNDS + 1 products each
         cost = sum(self.model.predict_setup(get_kernel(k), f, t_base) for k, _ in timed)
         cost += (CHECK_ROUNDS + 1) * sum(r[0] for r in ranked if (r[1], r[2]) in timed)
@@ -230,7 +263,7 @@ class _Selection:
             return self._predicted_decision(t, kernel, threads, t_base, bottlenecks,
                                             "auto (predicted)")
         (kernel, threads), t = min(measured.items(), key=lambda kv: kv[1])
-        base_t = min((v for (k, _), v in measured.items() if k == BASELINE), default=t)
+        base_t = min((v for (k, _), v in measured.items() if k == self.baseline), default=t)
         return Decision(kernel, threads, (), bottlenecks, base_t / t, t,
                         f"auto (predicted; {len(measured)} pairs timed)")
 
@@ -246,6 +279,8 @@ class _Selection:
                                         _bottlenecks(f, self.max_threads), "predicted")
 
     def _profile(self):
+        if self.k > 1:
+            return self._predicted().but(source="profile (k > 1: predicted)")
         from .analysis import analyze
         res = analyze(self.csr, threads=self.max_threads, profile=True, machine=self.machine)
         return Decision(res.recommended, get_kernel(res.recommended).threads_for(
@@ -253,6 +288,8 @@ class _Selection:
             "profile (rule)")
 
     def _features(self):
+        if self.k > 1:
+            return self._predicted().but(source="features (k > 1: predicted)")
         from .model import current_model, feature_vector
         model = current_model()
         f = self.features()
@@ -273,7 +310,7 @@ class _Selection:
                  for t in sorted({s.threads_for(t) for t in thread_candidates(self.max_threads)})]
         measured = self.time_pairs(pairs)
         (kernel, threads), t = min(measured.items(), key=lambda kv: kv[1])
-        base_t = min((v for (k, _), v in measured.items() if k == BASELINE), default=t)
+        base_t = min((v for (k, _), v in measured.items() if k == self.baseline), default=t)
         return Decision(kernel, threads, (), _bottlenecks(f, self.max_threads), base_t / t, t,
                         "exhaustive")
 
@@ -282,9 +319,14 @@ class _Selection:
     def time_pairs(self, pairs):
         """{(kernel, threads): median seconds} of the usable pairs, timed side by
         side (interleaved rounds); the operators are kept in ``self.ops``."""
+        from .pool.dense_mm import BLAS_SPIN_SECONDS
         from .timing import interleaved_medians
-        x = np.ones(self.csr.shape[1])
-        y = np.empty(self.csr.shape[0])
+        if self.k > 1:
+            x = np.ones((self.csr.shape[1], self.k))
+            y = np.empty((self.csr.shape[0], self.k))
+        else:
+            x = np.ones(self.csr.shape[1])
+            y = np.empty(self.csr.shape[0])
         for kernel, threads in pairs:
             if (kernel, threads) in self.ops:
                 continue
@@ -294,15 +336,19 @@ class _Selection:
             except KernelUnusable:
                 continue
         ops = {p: self.ops[p] for p in pairs if p in self.ops}
-        med = interleaved_medians({p: (lambda op=op: op.matvec(x, out=y)) for p, op in ops.items()},
-                                  repeats=CHECK_ROUNDS, warmup=1)
+        run = "matmat" if self.k > 1 else "matvec"
+        # BLAS threads spin after a call, on the cores the next contestant needs
+        settle = {p: BLAS_SPIN_SECONDS for p in ops if get_kernel(p[0]).balance == "blas"}
+        med = interleaved_medians({p: (lambda f=getattr(op, run): f(x, out=y))
+                                   for p, op in ops.items()},
+                                  repeats=CHECK_ROUNDS, warmup=1, settle=settle)
         return med
 
     # -- budget ----------------------------------------------------------------------
 
     def afford(self, decision):
         """The baseline instead, when ``expected_calls`` cannot repay the setup."""
-        if self.expected_calls is None or decision.kernel == BASELINE:
+        if self.expected_calls is None or decision.kernel == self.baseline:
             return decision
         if (decision.kernel, decision.threads) in self.ops:
             return decision                            # already prepared: nothing more to pay
@@ -310,11 +356,11 @@ class _Selection:
         t_sel = decision.predicted_seconds
         f = self.cheap_features()
         if t_sel is None:
-            t_sel = self.model.predict(get_kernel(BASELINE), f, decision.threads, self.machine,
-                                       self.max_threads) / max(gain, 1e-6)
+            t_sel = self.model.predict(get_kernel(self.baseline), f, decision.threads, self.machine,
+                                       self.max_threads, self.k) / max(gain, 1e-6)
         setup = self.model.predict_setup(get_kernel(decision.kernel), f, t_sel * gain)
         if gain <= 1.0 or self.expected_calls * t_sel * (gain - 1.0) < setup:
-            return Decision(BASELINE, decision.threads, (), decision.bottlenecks, 1.0, None,
+            return Decision(self.baseline, decision.threads, (), decision.bottlenecks, 1.0, None,
                             f"{self.expected_calls} calls cannot repay the setup of "
                             f"{decision.kernel}")
         return decision
@@ -331,17 +377,18 @@ def _bottlenecks(f, threads):
     return tuple(holding(scores_from_features(f, threads)))
 
 
-def _break_even(op, decision, csr):
+def _break_even(op, decision, csr, n_vectors=1):
     """Calls after which selection + setup are repaid (0 for the baseline,
     inf when no gain is predicted)."""
     gain = decision.predicted_speedup
-    if decision.kernel == BASELINE and decision.source != "forced":
+    if decision.kernel == baseline_for(n_vectors) and decision.source != "forced":
         return 0.0
     if not gain or gain <= 1.0:
         return float("inf")
     t_sel = decision.predicted_seconds
     if t_sel is None:
         from .machine import machine_profile
-        t_sel = machine_profile().product_seconds(csr.nnz, *csr.shape, op.threads) / gain
+        t_sel = (machine_profile().product_seconds(csr.nnz * n_vectors, *csr.shape, op.threads)
+                 / gain)
     saving = t_sel * (gain - 1.0)
     return (op.selection_seconds + op.setup_seconds) / saving

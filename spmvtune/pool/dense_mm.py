@@ -20,6 +20,10 @@ from .registry import ANY_VECTORS, KernelSpec, KernelUnusable, Prepared, registe
 #: Below this density the dense product does 50x the multiply-adds of the
 #: sparse one: it cannot win at any k.
 MIN_DENSITY = 0.02
+#: OpenBLAS's idle threads busy-wait about this long after a call (its
+#: thread timeout), on the cores whoever runs next needs: timings that follow
+#: a BLAS call pause this long first (as for Intel OpenMP's spinning threads).
+BLAS_SPIN_SECONDS = 0.15
 _CONTROLLERS = None
 
 

@@ -38,8 +38,8 @@ SHAPES = ((2, 1), (3, 1), (4, 1))
 #: Cost of loading one slice of X relative to one multiply-add of it (the
 #: loads come from L2/L3 once X outgrows the L1).
 X_LOAD_COST = 2.0
-#: Above this fill (stored values / nonzeros) the blocks cannot pay.
-MAX_FILL = 2.0
+#: Above this cost relative to CSR (:func:`relative_cost`) the blocks are not considered.
+MAX_RELATIVE_COST = 1.2
 
 
 def relative_cost(shape, fill):
@@ -162,14 +162,22 @@ def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
 
 
 def fill(f):
-    """Estimated fill of the many-vector block shape (``spmm_bcsr_fill``;
-    neutral when the features lack it: the blocks are not considered)."""
-    return float(f.get("spmm_bcsr_fill", np.inf))
+    """Estimated fill of the many-vector block shape (``spmm_bcsr_fill`` of
+    :func:`spmvtune.features.vector_features`; 2 when the features lack it)."""
+    return float(f.get("spmm_bcsr_fill", 2.0))
+
+
+def block_cost(f):
+    """:func:`relative_cost` of the estimated shape (inf without the estimate)."""
+    if "spmm_bcsr_fill" not in f:
+        return np.inf
+    return relative_cost((int(f.get("spmm_bcsr_r", 2)), 1), fill(f))
 
 
 def applies(f):
-    if fill(f) > MAX_FILL:
-        return (f"estimated block fill {fill(f):.2f} > {MAX_FILL}" if np.isfinite(fill(f))
+    cost = block_cost(f)
+    if cost > MAX_RELATIVE_COST:
+        return (f"blocks would cost {cost:.2f}x CSR (fill {fill(f):.2f})" if np.isfinite(cost)
                 else "block fill not estimated (features of one vector)")
     return None
 
@@ -178,18 +186,19 @@ def storage(f):
     """Values with their fill, one 4-byte column per block, one pointer per block row."""
     r = f.get("spmm_bcsr_r", 2.0)
     c = f.get("spmm_bcsr_c", 1.0)
-    stored = fill(f) * f["nnz"] if np.isfinite(fill(f)) else 2.0 * f["nnz"]
-    return stored * (value_bytes(f) + 4.0 / (r * c)) + 4.0 * f["rows"] / r
+    return fill(f) * f["nnz"] * (value_bytes(f) + 4.0 / (r * c)) + 4.0 * f["rows"] / r
 
 
 def work(f):
-    """Multiply-adds of the stored values, explicit zeros included."""
-    return (fill(f) if np.isfinite(fill(f)) else 2.0) * f["nnz"]
+    """CSR-equivalent multiply-adds: nnz x :func:`relative_cost` (more multiply-adds
+    with the fill, fewer loads of X per multiply-add with the rows of a block)."""
+    cost = block_cost(f)
+    return (cost if np.isfinite(cost) else 2.0) * f["nnz"]
 
 
 def storage_vi(f):
     distinct = f["distinct_values"] + 1
-    stored = work(f)
+    stored = fill(f) * f["nnz"]
     return storage(f) - (value_bytes(f) - code_bytes(distinct)) * stored + value_bytes(f) * distinct
 
 
