@@ -399,22 +399,38 @@ def machine(threads, refresh, as_json):
 @click.option("--no-profile", is_flag=True,
               help="Structure only: skip the timed runs (weaker, but costs no products).")
 @click.option("--json", "as_json", is_flag=True, help="The same report as one JSON document.")
-def analyze(file, threads, no_profile, as_json):
+@click.option("--vectors", type=click.IntRange(1, 4096), default=1, show_default=True,
+              help="Right-hand sides per product (Y = A X with k columns): the best pair and "
+                   "the sparse/dense crossover are reported for this k.")
+@click.option("--measure-crossover", is_flag=True,
+              help="Also measure the crossover: time pruned layers of this shape at 9 "
+                   "densities, sparse against dense BLAS (seconds to minutes).")
+@click.option("--threshold", type=click.FloatRange(min=0), default=None,
+              help="Drop entries with |a| <= THRESHOLD when loading (dense .npy weights: "
+                   "the default drops exact zeros).")
+def analyze(file, threads, no_profile, as_json, vectors, measure_crossover, threshold):
     """Why is SpMV slow on FILE here, and what would fix it?
 
     Reports the matrix's structural features, the bottleneck classes that hold
     (MB memory bandwidth, ML memory latency, IMB thread imbalance, CMP
     computation) with the measured evidence, the roofline bound, and the
-    recommended kernel with its expected speedup over the baseline.
+    recommended kernel with its expected speedup over the baseline.  For k
+    right-hand sides (--vectors): the cost model's best pair and the density
+    above which dense BLAS beats the sparse kernels for this shape (predicted;
+    measured with --measure-crossover).
     """
     from . import load
     from .analysis import analyze as run_analysis
     from .validate import check_threads
     try:
-        A = load(file)
+        A = load(file, threshold=threshold)
     except (ValueError, MemoryError) as exc:
         raise click.ClickException(str(exc))
-    res = run_analysis(A, threads=check_threads(threads), profile=not no_profile)
+    say = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
+    if measure_crossover:
+        say("(measuring the crossover: pruned layers of this shape at 9 densities)")
+    res = run_analysis(A, threads=check_threads(threads), profile=not no_profile,
+                       n_vectors=vectors, measure_crossover=measure_crossover)
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2, default=float))
         return
@@ -437,6 +453,36 @@ def analyze(file, threads, no_profile, as_json):
     click.echo(f"analysis cost    features {c['features_seconds'] * 1e3:.1f} ms "
                f"({c['features_spmvs']:.1f} products), profile {c['profile_seconds'] * 1e3:.1f} ms "
                f"({c['profile_spmvs']:.1f} products)")
+    for line in _crossover_lines(res.crossover):
+        click.echo(line)
+
+
+def _crossover_lines(x):
+    """The many-vector and crossover lines of ``analyze``'s report."""
+    if not x:
+        return []
+    k = x["n_vectors"]
+    what = "y = A x" if k == 1 else f"Y = A X, {k} vectors"
+    lines = [f"\n{what}:"]
+    if x.get("best_kernel"):
+        lines.append(f"  best predicted  {x['best_kernel']} on {x['best_threads']} thread(s), "
+                     f"{x['best_seconds'] * 1e3:.3g} ms per product")
+
+    def verdict(c):
+        if c.get("density") is not None:
+            return f"density {c['density']:.3g}"
+        return f"none in the range: {c.get('wins')} wins at every density"
+    lines.append(f"  sparse/dense    {x['dense_kernel']} wins above the crossover; predicted "
+                 f"{verdict(x)} (this matrix: {x['matrix_density']:.3g}, "
+                 f"{x.get('here', 'sparse')} is faster here)")
+    if x.get("reason"):
+        lines.append(f"                  ({x['reason']})")
+    m = x.get("measured")
+    if m:
+        pts = ", ".join(f"{p['density']:g}: {p['dense_seconds'] / p['sparse_seconds']:.2f}x"
+                        for p in m["points"])
+        lines.append(f"  measured        {verdict(m)} (sparse speedup over dense by density: {pts})")
+    return lines
 
 
 @main.group()

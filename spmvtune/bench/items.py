@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import generate
 
-MATRIX_SUFFIXES = (".mtx", ".mtx.gz", ".mtx.bz2", ".tar.gz", ".npz")
+MATRIX_SUFFIXES = (".mtx", ".mtx.gz", ".mtx.bz2", ".tar.gz", ".npz", ".npy")
 
 
 @dataclass(frozen=True)
