@@ -61,8 +61,9 @@ def kernels(as_json):
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--suite", "suites", multiple=True, metavar="NAME",
-              help="A bundled generated suite: 'quick' (8 matrices, about a minute) or "
-                   "'large' (6 out-of-cache matrices of 12-29M nonzeros). Repeatable.")
+              help="A bundled generated suite: 'quick' (8 matrices, about a minute), "
+                   "'large' (6 out-of-cache matrices of 12-29M nonzeros) or 'pruned' (12 "
+                   "pruned network layers up to 4096 x 25088, at k = 1, 8, 64). Repeatable.")
 @click.option("--ssget", "ssget_query", metavar="QUERY",
               help="Download a SuiteSparse selection with ssgetpy, e.g. 'HB/bcsstk13' or "
                    "'group=HB,nzbounds=1000:200000,limit=20' (needs the network).")
@@ -92,13 +93,24 @@ def kernels(as_json):
               help="Measure on a Dask distributed cluster (e.g. tcp://host:8786); matrix "
                    "files must be readable at the same paths on the workers.")
 @click.option("--retry-failed", is_flag=True, help="Measure again what failed or timed out.")
+@click.option("--vectors", "vectors_text", default=None, metavar="K[,K...]",
+              help="Right-hand sides per product, e.g. 1,8,64: each matrix is measured once "
+                   "per k (k > 1: Y = A X with row-major X, select_kernel(A, n_vectors=k), "
+                   "MKL mkl_sparse_d_mm). Default 1; the pruned suite: 1,8,64.")
+@click.option("--dense/--no-dense", "dense", default=None,
+              help="Dense BLAS (NumPy on the dense matrix, same thread count) as a peer. "
+                   "Default: on with --vectors or the pruned suite.")
+@click.option("--threshold", type=click.FloatRange(min=0), default=None,
+              help="Drop entries with |a| <= THRESHOLD when loading (dense .npy weights: "
+                   "the default drops exact zeros).")
 @click.option("--json", "as_json", is_flag=True, help="Summary and rows as one JSON document.")
 def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels, kernel_list,
-          repeats, mkl, no_cache, max_nnz, limit, timeout, scheduler, retry_failed, as_json):
+          repeats, mkl, no_cache, max_nnz, limit, timeout, scheduler, retry_failed, vectors_text,
+          dense, threshold, as_json):
     """Sweep matrices and compare the selected kernel with SciPy and MKL.
 
-    PATHS are matrix files (.mtx, .mtx.gz, .mtx.bz2, SuiteSparse .tar.gz, .npz)
-    and directories (searched recursively).  Per matrix: SciPy, the CSR
+    PATHS are matrix files (.mtx, .mtx.gz, .mtx.bz2, SuiteSparse .tar.gz, .npz,
+    dense .npy weights) and directories (searched recursively).  Per matrix: SciPy, the CSR
     baseline, the kernel select_kernel picks (with its selection and setup
     cost), MKL when installed, and with --all-kernels the whole pool; every
     result is checked against SciPy before it is timed.  Reported: GFLOP/s
@@ -110,7 +122,7 @@ def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels,
     (unreadable file, kernel error, timeout), 130 interrupted (rerun with the
     same --out to resume).
     """
-    from .bench.items import SUITES, file_items, suite_items
+    from .bench.items import SUITE_VECTORS, SUITES, file_items, suite_items, with_vectors
     from .bench.measure import OK, SKIPPED, Options
     from .machine import cache_dir, machine_profile
     from .pool import kernel_names
@@ -132,14 +144,16 @@ def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels,
         raise click.BadParameter("must be positive", param_hint="--timeout")
     say = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
 
-    items = file_items(paths)
+    vectors = parse_vectors(vectors_text) if vectors_text else None
+    items = with_vectors(file_items(paths), vectors or (1,))
     for name in suites:
-        items += suite_items(name)
+        items += with_vectors(suite_items(name), vectors or SUITE_VECTORS.get(name, (1,)))
     if ssget_query:
         from .bench.ssget import download
         dest = Path(out_dir) / "ssget" if out_dir else cache_dir() / "ssget"
         try:
-            items += file_items(download(ssget_query, dest, log=say))
+            items += with_vectors(file_items(download(ssget_query, dest, log=say)),
+                                  vectors or (1,))
         except (RuntimeError, ValueError) as exc:
             raise click.ClickException(str(exc))
     items = list({i.key: i for i in items}.values())[:limit]
@@ -147,9 +161,11 @@ def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels,
         raise click.UsageError("nothing to measure: give matrix files or directories, "
                                "--suite quick, or --ssget QUERY")
 
+    if dense is None:
+        dense = vectors is not None or "pruned" in suites
     opts = Options(threads=threads, repeats=repeats, all_kernels=all_kernels or bool(kernel_list),
                    one_thread=one_thread, mkl=mkl, cache=not no_cache, max_nnz=max_nnz,
-                   kernels=tuple(kernel_list))
+                   kernels=tuple(kernel_list), dense=dense, threshold=threshold)
     from .machine import profile_path
     if not profile_path(threads).exists():
         say("(measuring this machine's bandwidth once; later runs read the cache)")
@@ -238,7 +254,7 @@ def _row_line(row):
              (f"{sel} {g['selected']:.2f} GFLOP/s {row['gbps']:.1f} GB/s "
               f"({row['bandwidth_percent']:.0f}% bw)") if "selected" in g
              else f"selected {sel} failed its check"]
-    for peer, label in (("scipy", "SciPy"), ("mkl_ie", "MKL IE")):
+    for peer, label in (("scipy", "SciPy"), ("mkl_ie", "MKL IE"), ("dense", "dense")):
         if (v := speedup(row, peer)) is not None:
             parts.append(f"{v:.2f}x {label}")
     if row.get("oracle_kernel"):
@@ -296,7 +312,14 @@ def _report(rows, prof, threads, store, out_dir, as_json, say):
                    "matrix fits, else 64).")
 @click.option("--threads", type=int, default=None, help="Threads to tune for (default: all cores).")
 @click.option("--list", "list_only", is_flag=True, help="List the C templates and exit.")
-def emit(file, output, kernel, header, prefix, index_bits, threads, list_only):
+@click.option("--vectors", type=click.IntRange(1, 4096), default=1, show_default=True,
+              help="Right-hand sides per product to select for (k > 1: the many-vector "
+                   "kernels, whose C code also has <prefix>_matmat for Y = A X).")
+@click.option("--threshold", type=click.FloatRange(min=0), default=None,
+              help="Drop entries with |a| <= THRESHOLD when loading (dense .npy weights: "
+                   "the default drops exact zeros).")
+def emit(file, output, kernel, header, prefix, index_bits, threads, list_only, vectors,
+         threshold):
     """Write the kernel chosen for FILE as standalone C99 + OpenMP source.
 
     The source holds the SpMV function over raw arrays, the conversion from
@@ -325,21 +348,28 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, list_only):
     from .tuning_cache import matrix_fingerprint
     from .validate import as_canonical_csr, check_threads
     try:
-        A = load(file)
+        A = load(file, threshold=threshold)
     except (ValueError, MemoryError) as exc:
         raise click.ClickException(str(exc))
     threads = check_threads(threads)
     try:
-        op = select_kernel(A, kernel=kernel, threads=threads)
+        op = select_kernel(A, kernel=kernel, threads=threads, n_vectors=vectors)
     except KernelUnusable as exc:
         raise click.ClickException(str(exc))
     if not get_kernel(op.kernel).c_template:
         raise click.ClickException(f"{op.kernel} has no C template")
     from .analysis import structural_bottlenecks
     bottlenecks = list(op.bottlenecks) or structural_bottlenecks(A, threads)
-    x = np.ones(A.shape[1])
-    y = np.empty(A.shape[0])
-    speed = gflops(A.nnz, interleaved_medians({"k": lambda: op.matvec(x, out=y)}, repeats=5)["k"])
+    if vectors > 1:
+        X = np.ones((A.shape[1], vectors))
+        Y = np.empty((A.shape[0], vectors))
+        speed = gflops(A.nnz * vectors,
+                       interleaved_medians({"k": lambda: op.matmat(X, out=Y)}, repeats=5)["k"])
+    else:
+        x = np.ones(A.shape[1])
+        y = np.empty(A.shape[0])
+        speed = gflops(A.nnz, interleaved_medians({"k": lambda: op.matvec(x, out=y)},
+                                                  repeats=5)["k"])
     bits = int(index_bits) if index_bits else (32 if max(A.shape[1], A.nnz) < 2**31 else 64)
     name = Path(file).name.split(".")[0]
     out = Path(output) if output else Path(f"{name}_{op.kernel}.c")
@@ -348,7 +378,8 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, list_only):
     notes = [f"Matrix: {file} ({A.shape[0]} x {A.shape[1]}, {A.nnz} nonzeros)",
              f"Fingerprint: {matrix_fingerprint(as_canonical_csr(A))}",
              f"Bottlenecks: {', '.join(bottlenecks) or 'none'}",
-             f"Chosen by: {op.selection_source} for {op.threads} thread(s)",
+             f"Chosen by: {op.selection_source} for {op.threads} thread(s)"
+             + (f", {vectors} right-hand sides" if vectors > 1 else ""),
              f"Expected: {speed:.2f} GFLOP/s (the Numba twin, measured on {prof_cpu})"]
     try:
         em = render(op.kernel, prefix=prefix, op=op, index_bits=bits, notes=notes, c_file=out.name)

@@ -170,3 +170,23 @@ def test_emitted_source_compiles_without_warnings(kernel, tmp_path):
         res = subprocess.run([find_compiler(), "-std=c99", "-fopenmp", "-Wall", "-Wextra",
                               "-Werror", "-fsyntax-only", str(src)], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
+
+
+MANY = tuple(k for k in templated_kernels() if spmvtune.pool.get_kernel(k).max_vectors > 1)
+
+
+@pytest.mark.parametrize("kernel", MANY)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_emitted_many_vector_kernel_matches_scipy(kernel, threads):
+    """<prefix>_matmat: Y = A X for row-major X, every family, k around the panel widths."""
+    infos = [{}] + ([{"shape": (2, 1)}, {"shape": (3, 1)}] if "bcsr" in kernel else [])
+    for info in infos:
+        ck = built(kernel, **info)
+        for f in FAMILIES:
+            A = FAMILIES[f]()
+            plan = ck.prepare(A, threads)
+            for k in (1, 5, 16, 21):
+                X = np.random.default_rng(k).uniform(-1, 1, (A.shape[1], k))
+                Y = plan.matmat(X, np.full((A.shape[0], k), np.nan))
+                for j in range(k):
+                    assert_matches(Y[:, j], A, X[:, j], f"{kernel} {info} {f} k={k}")

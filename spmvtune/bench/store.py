@@ -11,7 +11,8 @@ from pathlib import Path
 from .measure import FAILED, TIMEOUT, gflops_of
 
 #: CSV columns before the per-contestant GFLOP/s columns.
-CSV_FIELDS = ("name", "status", "reason", "rows", "cols", "nnz", "threads", "selected_kernel",
+CSV_FIELDS = ("name", "status", "reason", "rows", "cols", "nnz", "vectors", "threads",
+              "selected_kernel",
               "selected_threads", "selection_source", "selection_seconds", "setup_seconds",
               "selection_products", "oracle_kernel", "regret", "bottlenecks", "intensity",
               "gbps", "bandwidth_percent", "host", "elapsed", "measured_at", "matrix")
@@ -82,5 +83,5 @@ class BenchStore:
 
 
 def _contestant_order(name):
-    first = ("selected", "selected_1t", "baseline", "scipy", "mkl_csr", "mkl_ie")
+    first = ("selected", "selected_1t", "baseline", "scipy", "mkl_csr", "mkl_ie", "dense")
     return (first.index(name), "") if name in first else (len(first), name)
