@@ -14,7 +14,7 @@ machine with a performance model; here the cost model does it:
 - :func:`measure_crossover`: the same from timings: pruned layers of the
   shape at a ladder of densities, the sparse candidates and the dense kernel
   timed side by side (interleaved rounds, BLAS spin settled), the crossing
-  interpolated in log density.
+  of a robust line through log(sparse / dense) against log density.
 """
 import math
 
@@ -153,9 +153,9 @@ def measure_crossover(m, n, k=1, threads=2, densities=DENSITIES, family="unstruc
     are timed side by side (interleaved rounds of calibrated batches, a pause
     after each BLAS call); the sparse time is the fastest sparse pair's.
     Returns a dict: ``points`` [{density, sparse_seconds, sparse_kernel,
-    dense_seconds}], ``density`` (the crossing of sparse/dense = 1,
-    interpolated linearly in log density and log ratio; None when one side
-    wins on the whole ladder, ``wins`` says which).
+    dense_seconds}], ``density`` (where sparse/dense crosses 1, see
+    :func:`crossing`; None when one side wins on the whole ladder, ``wins``
+    says which).
     """
     from .costmodel import current_cost_model
     from .features import structural_features, vector_features
@@ -210,16 +210,31 @@ def measure_crossover(m, n, k=1, threads=2, densities=DENSITIES, family="unstruc
 
 
 def crossing(points):
-    """{"density": d or None, "wins": ...} where sparse/dense time crosses 1
-    (first crossing, interpolated in log density and log ratio)."""
+    """{"density": d or None, "wins": ...}: where the sparse/dense time ratio
+    crosses 1.  The sparse time grows about in proportion to the density and
+    the dense time does not depend on it, so log(ratio) is close to a line in
+    log(density): the crossing is that of a robust (Theil-Sen) line through
+    the points, which one noisy timing cannot move far; with two points, or
+    when the line does not rise, the first crossing between neighbours
+    (interpolated in log density and log ratio).  None when one side wins at
+    every measured density (``wins`` says which)."""
     ratio = [(p["density"], p["sparse_seconds"] / p["dense_seconds"]) for p in points]
+    if ratio and all(r < 1.0 for _, r in ratio):
+        return {"density": None, "wins": "sparse"}
+    if ratio and all(r >= 1.0 for _, r in ratio):
+        return {"density": None, "wins": "dense"}
+    if len(ratio) >= 3:
+        from scipy.stats import theilslopes
+        ld = np.log([d for d, _ in ratio])
+        lr = np.log([r for _, r in ratio])
+        slope, intercept, _, _ = theilslopes(lr, ld)
+        if slope > 0:
+            d = math.exp(-intercept / slope)
+            if ratio[0][0] <= d <= ratio[-1][0]:
+                return {"density": d, "wins": None}
     for (d0, r0), (d1, r1) in zip(ratio, ratio[1:]):
         if r0 < 1.0 <= r1:
             w = math.log(r0) / (math.log(r0) - math.log(r1))
             return {"density": math.exp(math.log(d0) + w * (math.log(d1) - math.log(d0))),
                     "wins": None}
-    if ratio and all(r < 1.0 for _, r in ratio):
-        return {"density": None, "wins": "sparse"}
-    if ratio and all(r >= 1.0 for _, r in ratio):
-        return {"density": None, "wins": "dense"}
     return {"density": None, "wins": "mixed"}
