@@ -22,13 +22,21 @@ and BW(T), R(T), call(T), lat come from the machine profile.
 Many right-hand sides (``Y = A X``, k > 1, row-major X): the matrix is
 streamed once for all k vectors while x and y grow to k (n_cols + n_rows)
 numbers; W_k is multiplied by k and computed at the machine's measured rate
-for the kernel's kind (the vector kernels' ``spmm_rate``, BLAS's
-``dense_rate`` for the dense fallback at every k); the per-row term counts one
-pass per 8 columns of Y; and a nonzero whose row of X is new touches
-ceil(8 k / 64) lines of it, the new rows being about min(1, 8 x_lines_per_nnz)
-per nonzero (the dense product streams X in blocks: no latency terms).
-Coefficients are fitted per (kernel, threads, k bucket): keys "kernel@T" for
-one vector, "kernel@T@k8" for k rounded to a power of two (2..256).
+for the kernel's kind: BLAS's ``dense_rate`` for the dense fallback (at every
+k), the vector kernels' ``spmm_rate`` with X in the L2 for the others.  For
+those the last two terms then carry the cost of X outgrowing the caches
+instead of latencies (a nonzero loads k contiguous numbers of X, which the
+hardware prefetches; what limits is the cache's bandwidth)::
+
+    θ4 · I · P2 · 2 k W_k (1 / R_L3 - 1 / R_L2)   X served by the L3, not the L2
+    θ5 · I · P3 · k W_k · b / BW(T)               X slices from memory
+
+with R_L2, R_L3 the measured rates of ``spmm_csr`` with X in the L2 / in the
+L3 (``MachineProfile.spmm_rate``), P2 = ramp(X bytes / L2, 0.5, 2) (every
+thread reads all of X) and P3 as above; the per-row term counts one pass per
+8 columns of Y.  Coefficients are fitted per (kernel, threads, k bucket):
+keys "kernel@T" for one vector, "kernel@T@k8" for k rounded to a power of two
+(2..256).
 
 With the prior coefficients (θ = 1 on every physical term, less on latency
 because a core overlaps several misses) this is an analytic model that ranks
@@ -51,6 +59,8 @@ TERMS = ("call", "stream", "compute", "rows", "x_l3", "x_mem")
 PRIOR = np.array([1.0, 1.0, 1.0, 0.5, 0.25, 0.25])
 #: Prefetching kernels hide most of the latency of x.
 PRIOR_PREFETCH = np.array([1.0, 1.0, 1.2, 0.5, 0.05, 0.05])
+#: k > 1: the last two terms are bandwidth terms (X from the L3, from memory).
+PRIOR_MANY = np.array([1.0, 1.0, 1.0, 0.5, 1.0, 0.5])
 SETUP_TERMS = ("fixed", "per_nnz", "per_row")
 #: Seconds per call of a serial kernel (Python dispatch and the Numba entry).
 CALL_SECONDS = 1.5e-6
@@ -117,24 +127,19 @@ def imbalance(spec, f, threads, max_threads):
 
 def compute_rate(spec, machine, threads, k=1):
     """flop/s of the kernel's multiply-adds: BLAS's dense rate for the dense
-    kernels, the vector kernels' rate for k > 1, else the in-cache CSR rate."""
+    kernels, the vector kernels' rate (X in the L2) for k > 1, else the
+    in-cache CSR rate."""
     if spec.balance == "blas" and hasattr(machine, "dense_rate"):
         return machine.dense_rate(threads, k) * 1e9
-    if k > 1 and spec.max_vectors > 1 and hasattr(machine, "spmm_rate"):
+    if many_vector_terms(spec, machine, k):
         return machine.spmm_rate(threads, k) * 1e9
     return machine.incache_rate(threads) * 1e9
 
 
-def x_lines(spec, f, k=1):
-    """Cache lines of x (of X for k > 1) one product touches beyond the previous row's."""
-    nnz = f["nnz"]
-    per_nnz = f.get("x_lines_per_nnz", 0.125)
-    if k == 1:
-        return per_nnz * nnz
-    if spec.balance == "blas":
-        return 0.0                          # gemm streams X in blocks
-    vb = float(f.get("value_bytes", 8.0))
-    return min(1.0, 8.0 * per_nnz) * nnz * math.ceil(k * vb / 64.0)
+def many_vector_terms(spec, machine, k):
+    """Whether the last two terms are the many-vector kernels' X-traffic terms."""
+    return k > 1 and spec.max_vectors > 1 and spec.balance != "blas" and hasattr(machine,
+                                                                                   "spmm_rate")
 
 
 def terms(spec, f, threads, machine, max_threads=None, k=1):
@@ -145,31 +150,39 @@ def terms(spec, f, threads, machine, max_threads=None, k=1):
     k = max(int(k), 1)
     I = imbalance(spec, f, T, max_threads)
     caches = machine.caches
-    rows = f["rows"]
+    rows, nnz = f["rows"], f["nnz"]
     vb = float(f.get("value_bytes", 8.0))
     xy_bytes = vb * k * (rows + f["cols"])
     ws = spec.storage(f) + xy_bytes
     beyond_l3 = ramp(ws / caches["L3"], 0.5, 1.5)
     rate = compute_rate(spec, machine, T, k)
     x_bytes = vb * k * spec.x_span(f)
-    p2 = ramp(x_bytes / (caches["L2"] * T), 0.5, 2.0)
     p3 = ramp(x_bytes / caches["L3"], 0.25, 1.0)
-    lines = x_lines(spec, f, k)
+    call = CALL_SECONDS + (machine.launch_overhead_us * 1e-6 if T > 1 else 0.0)
+    work = 2.0 * k * spec.work(f)
+    passes = 1.0 if k == 1 else math.ceil(k / 8.0)           # per-row work per 8 columns of Y
+    head = [call,
+            I * ws * beyond_l3 / (machine.bandwidth(T) * 1e9),
+            I * work / rate,
+            I * 2.0 * rows * passes / rate]
+    if many_vector_terms(spec, machine, k):
+        p2 = ramp(x_bytes / caches["L2"], 0.5, 2.0)
+        slower = max(1.0 / (machine.spmm_rate(T, k, "L3") * 1e9) - 1.0 / rate, 0.0)
+        return np.array(head + [I * p2 * work * slower,
+                                I * p3 * 0.5 * work * vb / (machine.bandwidth(T) * 1e9)])
+    if spec.balance == "blas" and k > 1:
+        return np.array(head + [0.0, 0.0])                  # gemm streams X in blocks
+    p2 = ramp(x_bytes / (caches["L2"] * T), 0.5, 2.0)
+    lines = f.get("x_lines_per_nnz", 0.125) * nnz
     lat = machine.latency_ns if getattr(machine, "latency_ns", None) else {"L3": 12.0,
                                                                             "memory": 90.0}
-    call = CALL_SECONDS + (machine.launch_overhead_us * 1e-6 if T > 1 else 0.0)
-    passes = 1.0 if k == 1 else math.ceil(k / 8.0)           # per-row work per 8 columns of Y
-    return np.array([
-        call,
-        I * ws * beyond_l3 / (machine.bandwidth(T) * 1e9),
-        I * 2.0 * k * spec.work(f) / rate,
-        I * 2.0 * rows * passes / rate,
-        I / T * lines * p2 * lat["L3"] * 1e-9,
-        I / T * lines * p3 * lat["memory"] * 1e-9,
-    ])
+    return np.array(head + [I / T * lines * p2 * lat["L3"] * 1e-9,
+                            I / T * lines * p3 * lat["memory"] * 1e-9])
 
 
-def prior_coefficients(spec):
+def prior_coefficients(spec, k=1):
+    if k > 1 and spec.max_vectors > 1 and spec.balance != "blas":
+        return PRIOR_MANY.copy()
     return PRIOR_PREFETCH.copy() if "prefetch" in spec.name else PRIOR.copy()
 
 
@@ -199,7 +212,7 @@ class CostModel:
 
     def coefficients(self, spec, threads, k=1):
         c = self.coef.get(pair_key(spec.name, threads, k))
-        return prior_coefficients(spec) if c is None else c
+        return prior_coefficients(spec, k) if c is None else c
 
     def predict(self, spec, f, threads, machine, max_threads=None, k=1):
         """Seconds of one product of ``spec`` at ``threads`` with ``k`` right-hand sides."""
@@ -380,7 +393,8 @@ def fit(records, machine, specs, max_threads=None):
             continue
         Phi = np.array([p for p, _ in pairs])
         t = np.array([t for _, t in pairs])
-        theta = fit_pair(Phi, t, prior_coefficients(by_name[parse_key(key)[0]]))
+        kernel, _, k = parse_key(key)
+        theta = fit_pair(Phi, t, prior_coefficients(by_name[kernel], k))
         coef[key] = theta
         error[key] = float(np.median(np.abs(Phi @ theta / t - 1.0)))
     setup = {}

@@ -149,9 +149,10 @@ def measure_crossover(m, n, k=1, threads=2, densities=DENSITIES, family="unstruc
     "unstructured" or "blocks") at k vectors and ``threads``.
 
     At each density: the ``candidates`` sparse pairs the cost model ranks
-    first, plus the many-vector baseline, and the dense kernel at ``threads``
-    are timed side by side (interleaved rounds of calibrated batches, a pause
-    after each BLAS call); the sparse time is the fastest sparse pair's.
+    first, plus the baseline, and the dense kernel on 1 and on ``threads``
+    threads are timed side by side (interleaved rounds of calibrated batches,
+    a pause after each BLAS call); each side's time is its fastest pair's (as
+    the selector may pick either thread count).
     Returns a dict: ``points`` [{density, sparse_seconds, sparse_kernel,
     dense_seconds}], ``density`` (where sparse/dense crosses 1, see
     :func:`crossing`; None when one side wins on the whole ladder, ``wins``
@@ -174,7 +175,7 @@ def measure_crossover(m, n, k=1, threads=2, densities=DENSITIES, family="unstruc
     X = rng.uniform(-1, 1, (n, k)) if k > 1 else rng.uniform(-1, 1, n)
     Y = np.empty((m, k)) if k > 1 else np.empty(m)
     points = []
-    dense_op = None
+    dense_ops = None
     for d in densities:
         csr = as_canonical_csr(_layer(m, n, d, seed, family))
         f = structural_features(csr, caches=machine.caches, threads=threads)
@@ -191,19 +192,22 @@ def measure_crossover(m, n, k=1, threads=2, densities=DENSITIES, family="unstruc
                 ops[(name, T)] = build_operator(csr, name, T)
             except KernelUnusable:
                 continue
-        if dense_op is None:           # the dense product's time does not depend on the density
-            dense_op = build_operator(csr, dense_name, get_kernel(dense_name).threads_for(threads))
+        if dense_ops is None:          # the dense product's time does not depend on the density
+            dense_ops = {("dense", T): build_operator(csr, dense_name, T)
+                         for T in thread_candidates(threads)}
         run = "matmat" if k > 1 else "matvec"
-        contestants = {p: (lambda f_=getattr(op, run): f_(X, out=Y)) for p, op in ops.items()}
-        contestants["dense"] = lambda: getattr(dense_op, run)(X, out=Y)
+        contestants = {p: (lambda f_=getattr(op, run): f_(X, out=Y))
+                       for p, op in {**ops, **dense_ops}.items()}
         med = interleaved_medians(contestants, repeats=repeats, batch_seconds=batch_seconds,
-                                  settle={"dense": BLAS_SPIN_SECONDS})
-        best = min((p for p in med if p != "dense"), key=med.get)
+                                  settle={p: BLAS_SPIN_SECONDS for p in dense_ops})
+        best = min((p for p in med if p[0] != "dense"), key=med.get)
+        dense = min(dense_ops, key=med.get)
         points.append({"density": d, "sparse_seconds": med[best], "sparse_kernel": best[0],
-                       "sparse_threads": best[1], "dense_seconds": med["dense"]})
+                       "sparse_threads": best[1], "dense_seconds": med[dense],
+                       "dense_threads": dense[1]})
         if log:
             log(f"density {d:.3g}: {best[0]} x{best[1]} {med[best] * 1e3:.3f} ms, "
-                f"dense {med['dense'] * 1e3:.3f} ms")
+                f"dense x{dense[1]} {med[dense] * 1e3:.3f} ms")
         del ops, contestants
     return {"n_vectors": k, "shape": (m, n), "family": family, "threads": threads,
             "dense_kernel": dense_name, "points": points, **crossing(points)}

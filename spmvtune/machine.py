@@ -8,9 +8,10 @@ else (features, profiler, bottleneck scores, benchmarks) reads it.
 
 For many right-hand sides (``Y = A X``) it also holds, in ``extra``, the rate
 of NumPy's dense BLAS product (``dense_gflops``) and of the ``spmm_csr``
-kernel (``spmm_gflops``) on in-cache operands at a few k: the cost model's
-compute rates, from which it predicts where dense BLAS overtakes the sparse
-kernels.
+kernel with X in the L2 (``spmm_gflops``) and in the L3 (``spmm_l3_gflops``)
+at a few k: the cost model's compute rates, from which it predicts where
+dense BLAS overtakes the sparse kernels.  They are capabilities: the fastest
+of many calls, so a busy moment on a shared machine does not lower them.
 """
 import functools
 import json
@@ -29,12 +30,12 @@ PROFILE_VERSION = 3
 #: Latencies assumed where a profile does not say (ns): an L3 hit, a DRAM access.
 DEFAULT_LATENCY_NS = {"L3": 12.0, "memory": 90.0}
 #: Right-hand sides at which the many-vector rates are measured.
-RATE_VECTORS = {"dense_gflops": (1, 8, 64), "spmm_gflops": (8, 64)}
+RATE_VECTORS = {"dense_gflops": (1, 8, 64), "spmm_gflops": (8, 64), "spmm_l3_gflops": (8, 64)}
 #: Where a profile lacks a many-vector rate: multiples of the in-cache CSR rate
 #: (a BLAS gemm runs at a large share of the peak; the vector kernels at a few
 #: times the scalar CSR loop), by k.
 FALLBACK_RATE_FACTORS = {"dense_gflops": {1: 2.0, 8: 6.0, 64: 12.0},
-                         "spmm_gflops": {8: 2.5, 64: 3.0}}
+                         "spmm_gflops": {8: 2.5, 64: 3.0}, "spmm_l3_gflops": {8: 1.2, 64: 1.5}}
 
 
 @dataclass
@@ -64,9 +65,10 @@ class MachineProfile:
         """GFLOP/s of a dense BLAS product with ``k`` vectors at ``threads``."""
         return self._vector_rate("dense_gflops", threads, k)
 
-    def spmm_rate(self, threads, k):
-        """GFLOP/s of the many-vector CSR kernel with ``k`` vectors at ``threads``."""
-        return self._vector_rate("spmm_gflops", threads, k)
+    def spmm_rate(self, threads, k, level="L2"):
+        """GFLOP/s of the many-vector CSR kernel with ``k`` vectors at ``threads``,
+        X in the L2 or (``level="L3"``) only in the L3."""
+        return self._vector_rate("spmm_gflops" if level == "L2" else "spmm_l3_gflops", threads, k)
 
     def _vector_rate(self, name, threads, k):
         table = (self.extra or {}).get(name)
@@ -227,14 +229,25 @@ def incache_csr_gflops(threads, l2_bytes, repeats=50):
     return 2 * A.nnz / t / 1e9
 
 
-def _best_median(fn, repeats, trials=3):
-    """The fastest of ``trials`` medians: a capability, robust to a busy moment."""
-    return min(_median_time(fn, repeats) for _ in range(trials))
+def _best_time(fn, calls=30, seconds=0.3):
+    """The fastest single call of ``fn`` (after one warm-up), over at least
+    ``calls`` calls or ``seconds``: a capability, which a busy moment on a
+    shared machine (a descheduled BLAS thread) does not lower."""
+    fn()
+    best = float("inf")
+    start = time.perf_counter()
+    n = 0
+    while n < calls or (time.perf_counter() - start < seconds and n < 100 * calls):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+        n += 1
+    return best
 
 
-def dense_gflops(threads, l3_bytes, ks=RATE_VECTORS["dense_gflops"], repeats=7):
+def dense_gflops(threads, l3_bytes, ks=RATE_VECTORS["dense_gflops"]):
     """{k: GFLOP/s} of NumPy's BLAS product of a square matrix of a quarter
-    of the L3 with k vectors (BLAS on ``threads`` threads)."""
+    of the L3 with k vectors (BLAS on ``threads`` threads; fastest call)."""
     from .pool.dense_mm import _product
     n = max(int((l3_bytes / 4 / 8) ** 0.5), 64)
     D = np.random.default_rng(0).uniform(-1, 1, (n, n))
@@ -242,24 +255,26 @@ def dense_gflops(threads, l3_bytes, ks=RATE_VECTORS["dense_gflops"], repeats=7):
     for k in ks:
         X = np.ones((n, k)) if k > 1 else np.ones(n)
         Y = np.empty((n, k)) if k > 1 else np.empty(n)
-        out[k] = 2.0 * n * n * k / _best_median(lambda: _product(D, threads, X, Y), repeats) / 1e9
+        out[k] = 2.0 * n * n * k / _best_time(lambda: _product(D, threads, X, Y)) / 1e9
     return out
 
 
-def spmm_gflops(threads, l2_bytes, ks=RATE_VECTORS["spmm_gflops"], repeats=7):
-    """{k: GFLOP/s} of the ``spmm_csr`` kernel on a random matrix with 64
-    nonzeros per row whose storage and X fill about half the L2s."""
+def spmm_gflops(threads, cache_bytes, ks=RATE_VECTORS["spmm_gflops"], per_row=64):
+    """{k: GFLOP/s} of the ``spmm_csr`` kernel on a random matrix with ``per_row``
+    nonzeros per row whose X (n_cols x k) takes a quarter of ``cache_bytes``
+    (the L2: X stays in it; the L3: X comes from it), fastest call."""
     from . import generate
     from .operator import build_operator
     from .validate import as_canonical_csr
     out = {}
     for k in ks:
-        n = max(int(l2_bytes * threads / 2 / (12 * 64 + 8 * k)), 64)
-        A = generate.random_scatter(n, 64)
+        n = max(int(cache_bytes / 4 / (8 * k)), per_row)
+        A = generate.random_scatter(max(4096 * 64 // per_row // max(k // 8, 1), 256), per_row,
+                                    n_cols=n)
         op = build_operator(as_canonical_csr(A), "spmm_csr", threads)
         X = np.ones((n, k))
-        Y = np.empty((n, k))
-        out[k] = 2.0 * A.nnz * k / _best_median(lambda: op.matmat(X, out=Y), repeats) / 1e9
+        Y = np.empty((A.shape[0], k))
+        out[k] = 2.0 * A.nnz * k / _best_time(lambda: op.matmat(X, out=Y)) / 1e9
     return out
 
 
@@ -322,7 +337,8 @@ def measure(threads=None):
                     "memory": load_latency_ns(256 << 20)},
         measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
         extra={"dense_gflops": {t: dense_gflops(t, caches["L3"]) for t in counts},
-               "spmm_gflops": {t: spmm_gflops(t, caches["L2"]) for t in counts}})
+               "spmm_gflops": {t: spmm_gflops(t, caches["L2"]) for t in counts},
+               "spmm_l3_gflops": {t: spmm_gflops(t, caches["L3"]) for t in counts}})
 
 
 def cache_dir():

@@ -83,7 +83,7 @@ def test_model_documents_with_k_keys_load_and_are_checked():
     spec = get_kernel("spmm_csr")
     assert list(model.coefficients(spec, 2, 8)) == [1, 1, 2, 1, 0.1, 0.1]
     assert list(model.coefficients(spec, 2, 9)) == [1, 1, 2, 1, 0.1, 0.1]       # same bucket
-    assert list(model.coefficients(spec, 2, 64)) == list(costmodel.PRIOR)       # no fit: prior
+    assert list(model.coefficients(spec, 2, 64)) == list(costmodel.PRIOR_MANY)  # no fit: prior
     bad = dict(doc, coef={"spmm_csr@2@k7": [1] * 6})
     with pytest.raises(ValueError, match="power of two"):
         costmodel.CostModel.from_doc(bad)

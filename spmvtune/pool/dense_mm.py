@@ -9,12 +9,12 @@ the dense product wins; the cost model predicts it from the measured dense
 rate (``MachineProfile.dense_rate``).
 
 Runs NumPy's ``matmul`` with the BLAS library limited to the operator's thread
-count for the call (threadpoolctl's controller, about 2 microseconds).
-Refused above ``MAX_DENSE_BYTES`` of dense storage.
+count for the call (:func:`spmvtune.pool.dense.blas_product`).  Refused above
+``MAX_DENSE_BYTES`` of dense storage.
 """
 import numpy as np
 
-from .dense import MAX_DENSE_BYTES
+from .dense import MAX_DENSE_BYTES, blas_product
 from .registry import ANY_VECTORS, KernelSpec, KernelUnusable, Prepared, register, value_bytes
 
 #: Below this density the dense product does 50x the multiply-adds of the
@@ -24,29 +24,8 @@ MIN_DENSITY = 0.02
 #: thread timeout), on the cores whoever runs next needs: timings that follow
 #: a BLAS call pause this long first (as for Intel OpenMP's spinning threads).
 BLAS_SPIN_SECONDS = 0.15
-_CONTROLLERS = None
-
-
-def blas_controllers():
-    """threadpoolctl's controllers of the BLAS libraries NumPy uses (cached)."""
-    global _CONTROLLERS
-    if _CONTROLLERS is None:
-        from threadpoolctl import ThreadpoolController
-        _CONTROLLERS = ThreadpoolController().select(user_api="blas").lib_controllers
-    return _CONTROLLERS
-
-
-def _product(D, threads, x, y):
-    """y = D @ x with the BLAS on ``threads`` threads (restored afterwards)."""
-    ctl = blas_controllers()
-    old = [c.num_threads for c in ctl]
-    for c in ctl:
-        c.set_num_threads(threads)
-    try:
-        np.matmul(D, x, out=y)
-    finally:
-        for c, t in zip(ctl, old):
-            c.set_num_threads(t)
+#: The call of the operator: y = D @ x on the operator's threads.
+_product = blas_product
 
 
 def densify(csr, dtype=None):
