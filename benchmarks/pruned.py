@@ -199,9 +199,10 @@ def report(rows, cross, context):
         for c in cross:
             pts = ", ".join(f"{p['density']:g}: {p['sparse_seconds'] / p['dense_seconds']:.2f}"
                             for p in c["points"])
-            lines.append(f"| {c['shape'][0]} x {c['shape'][1]} | {c['k']} | "
-                         f"{fmt(c['predicted'], '{:.3f}') if c['predicted'] else c['predicted_wins'] + ' always'} | "
-                         f"{fmt(c['measured'], '{:.3f}') if c['measured'] else c['measured_wins'] + ' always'} | "
+            pred = (f"{c['predicted']:.3f}" if c["predicted"]
+                    else f"{c['predicted_wins']} always")
+            meas = f"{c['measured']:.3f}" if c["measured"] else f"{c['measured_wins']} always"
+            lines.append(f"| {c['shape'][0]} x {c['shape'][1]} | {c['k']} | {pred} | {meas} | "
                          f"{fmt(c['ratio'], '{:.2f}')} | {pts} |")
     return "\n".join(lines) + "\n"
 

@@ -45,17 +45,20 @@ def main():
 def kernels(as_json):
     """List the kernels of the pool, the bottleneck classes they target
     (MB memory bandwidth, ML memory latency, IMB imbalance, CMP computation)
-    and their tuning options."""
+    and their tuning options.  Kernels marked [k>1] serve many right-hand
+    sides (select_kernel(A, n_vectors=k))."""
     from .pool import kernel_specs
     specs = [{"name": s.name, "targets": list(s.targets), "summary": s.summary,
-              "options": s.options} for s in kernel_specs()]
+              "options": s.options, "min_vectors": s.min_vectors,
+              "max_vectors": s.max_vectors} for s in kernel_specs()]
     if as_json:
         click.echo(json.dumps(specs, indent=2))
         return
     for s in specs:
         opts = " ".join(f"{k}={v}" for k, v in s["options"].items())
+        many = " [k>1]" if s["min_vectors"] > 1 else ""
         click.echo(f"{s['name']:20s} {','.join(s['targets']) or '-':8s} {s['summary']}"
-                   + (f" [{opts}]" if opts else ""))
+                   + (f" [{opts}]" if opts else "") + many)
 
 
 @main.command()
@@ -403,7 +406,8 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, list_only, v
 def machine(threads, refresh, as_json):
     """Measure (once, then cached) what SpMV can expect from this machine:
     caches, read-only and triad memory bandwidth at 1..N threads, the in-cache
-    CSR rate and the launch overhead of a threaded call.  The profile is stored
+    CSR rate, the launch overhead of a threaded call, and for many vectors the
+    rates of dense BLAS and of spmm_csr (X in the L2 / in the L3).  The profile is stored
     in the user cache directory (SPMVTUNE_CACHE_DIR overrides), keyed by CPU
     model and thread count."""
     from .machine import machine_profile
@@ -421,6 +425,12 @@ def machine(threads, refresh, as_json):
         click.echo(f"{t} thread(s)    read {prof.read_bandwidth[t]:6.1f} GB/s   triad "
                    f"{prof.triad_bandwidth[t]:6.1f} GB/s   in-cache CSR {prof.incache_csr_gflops[t]:5.2f} GFLOP/s")
     click.echo(f"launch         {prof.launch_overhead_us:.1f} us extra per threaded call")
+    for t in sorted(prof.read_bandwidth):
+        click.echo(f"{t} thread(s)    k vectors: dense BLAS "
+                   + " ".join(f"k={k} {prof.dense_rate(t, k):.1f}" for k in (1, 8, 64))
+                   + ", spmm_csr X in L2 / L3 "
+                   + " ".join(f"k={k} {prof.spmm_rate(t, k):.1f}/{prof.spmm_rate(t, k, 'L3'):.1f}"
+                              for k in (8, 64)) + " GFLOP/s")
     click.echo(f"measured       {prof.measured_at}")
 
 

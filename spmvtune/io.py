@@ -415,7 +415,8 @@ def load_npy(path, *, threshold=None, max_bytes=None):
         r, c = np.nonzero(keep)
         indices[at:at + len(c)] = c
         data[at:at + len(c)] = block[r, c]
-        indptr[r0 + 1:r0 + 1 + block.shape[0]] = at + np.cumsum(np.bincount(r, minlength=block.shape[0]))
+        counts = np.bincount(r, minlength=block.shape[0])
+        indptr[r0 + 1:r0 + 1 + block.shape[0]] = at + np.cumsum(counts)
         at += len(c)
     A = sp.csr_array((data, indices, indptr), shape=(m, n))
     A.info = MatrixInfo(str(path), "real", "general", int(m * n))
