@@ -57,8 +57,12 @@ def test_x_conversions(A):
     assert_matches(op(xs), A, xs, "strided x")
     with pytest.raises(ValueError, match="shape"):
         op(np.ones(A.shape[1] + 1))
+    X = np.ones((A.shape[1], 1))                  # 2-D: many right-hand sides (op.matmat)
+    assert_matches(op(X)[:, 0], A, X[:, 0], "one column")
     with pytest.raises(ValueError, match="shape"):
-        op(np.ones((A.shape[1], 1)))
+        op(np.ones((A.shape[1] + 1, 1)))
+    with pytest.raises(ValueError, match="shape"):
+        op(np.ones((A.shape[1], 1, 1)))
     with pytest.raises(TypeError, match="complex"):
         op(np.ones(A.shape[1], dtype=complex))
 
