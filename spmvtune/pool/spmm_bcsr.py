@@ -11,21 +11,20 @@ the shape (r x 1, r = 2..4) is chosen by :func:`spmm_shape` from the fill estima
 a sample (:func:`spmvtune.pool.bcsr.block_estimates`).
 
 Storage is ``bcsr``'s (aligned blocks, column-major values), so a 1-D ``x``
-runs the single-vector BCSR loop on it.
+runs the single-vector BCSR loop on it (``bcsr``'s compiled drivers).
 """
 from functools import partial
 
 import numpy as np
 from numba import njit, prange
-from numba.extending import overload
 
 from ._loops import value_at
-from .bcsr import _bcsr_part, bcsr_encode, block_estimates
+from .bcsr import _bcsr_par, _bcsr_ser, bcsr_encode, block_estimates
 from .indices import nbytes
 from .partition import balanced_rows
 from .registry import KernelSpec, Prepared, register, value_bytes
 from .simd import vfma, vzeros
-from .spmm_csr import FULL, MANY, PART, kernel_values, load, store
+from .spmm_csr import FULL, MANY, PART, kernel_values, load, store, vector_or_matrix
 from .value_index import code_bytes, value_index
 from .value_index import applies as vi_applies
 
@@ -62,7 +61,7 @@ def spmm_shape(estimates):
     return best
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _block_row(row, m, c0, n, part, rt, ct, b0, b1, bcol, bval, vidx, X, Y):
     """Y[row:row + R, c0:c0 + 8] (first n columns with PART) from blocks b0:b1."""
     R = len(rt)
@@ -111,32 +110,20 @@ def mm_blocks_part(p, parts, rt, ct, bptr, bcol, bval, vidx, X, Y):
             _block_row(row, m, c0, K - c0, PART, rt, ct, b0, b1, bcol, bval, vidx, X, Y)
 
 
-def _part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y):
-    """One partition: ``y = A x`` (1-D) or ``Y = A X`` (2-D), chosen at compile time."""
-
-
-@overload(_part, inline="always")
-def _part_impl(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y):
-    if x.ndim == 1:
-        def vector(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y):
-            _bcsr_part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y)
-        return vector
-
-    def matrix(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y):
-        mm_blocks_part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y)
-    return matrix
-
-
 @njit(cache=True, parallel=True)
-def _par(parts, rt, ct, bptr, bcol, bval, vidx, x, y):
+def _mm_par(parts, rt, ct, bptr, bcol, bval, vidx, X, Y):
     for p in prange(parts.shape[0] - 1):
-        _part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y)
+        mm_blocks_part(p, parts, rt, ct, bptr, bcol, bval, vidx, X, Y)
 
 
 @njit(cache=True, nogil=True)
-def _ser(parts, rt, ct, bptr, bcol, bval, vidx, x, y):
+def _mm_ser(parts, rt, ct, bptr, bcol, bval, vidx, X, Y):
     for p in range(parts.shape[0] - 1):
-        _part(p, parts, rt, ct, bptr, bcol, bval, vidx, x, y)
+        mm_blocks_part(p, parts, rt, ct, bptr, bcol, bval, vidx, X, Y)
+
+
+_RUN_PAR = vector_or_matrix(_bcsr_par, _mm_par)
+_RUN_SER = vector_or_matrix(_bcsr_ser, _mm_ser)
 
 
 def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
@@ -155,7 +142,7 @@ def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
     else:
         vals, vidx = kernel_values(bval.astype(csr.data.dtype, copy=False)), None
     parts = balanced_rows(bptr, threads)
-    run = _par if threads > 1 else _ser
+    run = _RUN_PAR if threads > 1 else _RUN_SER
     size = nbytes(bptr, bcol, vals) + (0 if vidx is None else vidx.nbytes)
     return Prepared(run, (parts, (0,) * R, (0,) * C, bptr, bcol, vals, vidx), size,
                     {"shape": (R, C), "fill": fill, "bytes_per_nnz": size / max(csr.nnz, 1)})

@@ -11,16 +11,16 @@ vector accumulators in flight: 32 columns as one chain, 16 as two chains
 four chains.
 
 The same storage runs ``y = A x`` for a 1-D ``x`` through the single-vector
-row loop (:func:`spmvtune.pool._loops.rows_part`): the run function dispatches
-on the number of dimensions at compile time.  ``vidx`` is None (values as
-stored) or 8/16-bit codes into a table of distinct values (``spmm_vi``).
-Kernels are generic over float64 and float32 (matrix values, X and Y).
+row loop of the pool (:func:`spmvtune.pool._loops.rows_par`, compiled once
+for every kernel that uses it): :func:`vector_or_matrix` picks by the number
+of dimensions.  ``vidx`` is None (values as stored) or 8/16-bit codes into a
+table of distinct values (``spmm_vi``).  Kernels are generic over float64 and
+float32 (matrix values, X and Y).
 """
 import numpy as np
 from numba import njit, prange
-from numba.extending import overload
 
-from ._loops import rows_part, value_at
+from ._loops import rows_par, rows_ser, value_at
 from .csr import row_partitions
 from .indices import nbytes, unsigned_csr
 from .registry import ANY_VECTORS, KernelSpec, Prepared, register
@@ -48,7 +48,7 @@ def store(Y, i, c0, n, part, v):
         vstore_part(Y, i, c0, n, v)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _panel4(i, c0, k0, k1, indices, vals, vidx, X, Y):
     """Y[i, c0:c0 + 32]: four vectors, one chain."""
     a0 = a1 = a2 = a3 = vzeros(Y)
@@ -65,7 +65,7 @@ def _panel4(i, c0, k0, k1, indices, vals, vidx, X, Y):
     vstore(Y, i, c0 + W1 + W2, a3)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _panel2(i, c0, k0, k1, indices, vals, vidx, X, Y):
     """Y[i, c0:c0 + 16]: two vectors, two chains over alternate nonzeros."""
     a0 = a1 = b0 = b1 = vzeros(Y)
@@ -89,7 +89,7 @@ def _panel2(i, c0, k0, k1, indices, vals, vidx, X, Y):
     vstore(Y, i, c0 + W1, vadd(a1, b1))
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _panel1(i, c0, n, part, k0, k1, indices, vals, vidx, X, Y):
     """Y[i, c0:c0 + 8] (or its first n with PART): one vector, four chains."""
     a0 = a1 = a2 = a3 = vzeros(Y)
@@ -127,32 +127,31 @@ def mm_rows_part(p, parts, indptr, indices, vals, vidx, X, Y):
             _panel1(i, c0, K - c0, PART, k0, k1, indices, vals, vidx, X, Y)
 
 
-def _part(p, parts, indptr, indices, vals, vidx, x, y):
-    """One partition: ``y = A x`` (1-D) or ``Y = A X`` (2-D), chosen at compile time."""
-
-
-@overload(_part, inline="always")
-def _part_impl(p, parts, indptr, indices, vals, vidx, x, y):
-    if x.ndim == 1:
-        def vector(p, parts, indptr, indices, vals, vidx, x, y):
-            rows_part(p, parts, indptr, indices, vals, vidx, U0, x, y)
-        return vector
-
-    def matrix(p, parts, indptr, indices, vals, vidx, x, y):
-        mm_rows_part(p, parts, indptr, indices, vals, vidx, x, y)
-    return matrix
-
-
 @njit(cache=True, parallel=True)
-def mm_par(parts, indptr, indices, vals, vidx, x, y):
+def mm_par(parts, indptr, indices, vals, vidx, dist, X, Y):
+    """Y = A X over the row partitions ``parts`` (``dist``: unused, so that the
+    arguments are those of the single-vector loop)."""
     for p in prange(parts.shape[0] - 1):
-        _part(p, parts, indptr, indices, vals, vidx, x, y)
+        mm_rows_part(p, parts, indptr, indices, vals, vidx, X, Y)
 
 
 @njit(cache=True, nogil=True)
-def mm_ser(parts, indptr, indices, vals, vidx, x, y):
+def mm_ser(parts, indptr, indices, vals, vidx, dist, X, Y):
     for p in range(parts.shape[0] - 1):
-        _part(p, parts, indptr, indices, vals, vidx, x, y)
+        mm_rows_part(p, parts, indptr, indices, vals, vidx, X, Y)
+
+
+def vector_or_matrix(one, many):
+    """``run(*args, x, y)``: ``one`` for a 1-D x (y = A x), ``many`` for a
+    2-D X (Y = A X); one attribute test per call."""
+    def run(*args):
+        return (one if args[-2].ndim == 1 else many)(*args)
+    run.vector, run.matrix = one, many
+    return run
+
+
+RUN_PAR = vector_or_matrix(rows_par, mm_par)
+RUN_SER = vector_or_matrix(rows_ser, mm_ser)
 
 
 def kernel_values(data):
@@ -165,8 +164,8 @@ def _prepare(csr, threads, *, wide=False):
     parts = row_partitions(csr, threads, "nnz")
     indptr, indices = unsigned_csr(csr, wide)
     vals = kernel_values(csr.data)
-    run = mm_par if threads > 1 else mm_ser
-    return Prepared(run, (parts, indptr, indices, vals, None), nbytes(indptr, indices, vals))
+    run = RUN_PAR if threads > 1 else RUN_SER
+    return Prepared(run, (parts, indptr, indices, vals, None, U0), nbytes(indptr, indices, vals))
 
 
 def work(f):

@@ -9,7 +9,7 @@ memory-bound.  The kernel is :mod:`spmvtune.pool.spmm_csr`'s with codes.
 from .csr import row_partitions
 from .indices import nbytes, unsigned_csr
 from .registry import KernelSpec, Prepared, register
-from .spmm_csr import MANY, mm_par, mm_ser
+from .spmm_csr import MANY, RUN_PAR, RUN_SER, U0
 from .value_index import applies, storage, value_index
 
 
@@ -17,8 +17,8 @@ def _prepare(csr, threads, *, wide=False):
     vals, vidx = value_index(csr.data)
     parts = row_partitions(csr, threads, "nnz")
     indptr, indices = unsigned_csr(csr, wide)
-    run = mm_par if threads > 1 else mm_ser
-    return Prepared(run, (parts, indptr, indices, vals, vidx),
+    run = RUN_PAR if threads > 1 else RUN_SER
+    return Prepared(run, (parts, indptr, indices, vals, vidx, U0),
                     nbytes(indptr, indices, vals, vidx),
                     {"distinct_values": len(vals), "value_bytes": vidx.itemsize})
 
