@@ -132,8 +132,8 @@ def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
         R, C = spmm_shape(block_estimates(csr))[0]
     else:
         R, C = (int(v) for v in shape)
-        if not (2 <= R <= 4 and 1 <= C <= 8):
-            raise ValueError(f"block shape must be within 2..4 x 1..8, got {R} x {C}")
+        if not (2 <= R <= 4 and C == 1):
+            raise ValueError(f"block shape must be r x 1 with r in 2..4, got {R} x {C}")
     C = min(C, max(n, 1))                # a block never reaches past the last column
     bptr, bcol, bval = bcsr_encode(csr, R, C, wide)
     fill = len(bval) / max(csr.nnz, 1)
