@@ -196,7 +196,7 @@ def applies_vi(f):
 _FACTS = dict(setup_products=10.0, c_template="spmm_bcsr.c", balance="nnz", **MANY)
 register(KernelSpec(
     "spmm_bcsr", ("CMP", "MB"),
-    "k vectors at once: r x c blocks (r >= 2 rows share each load of X), k in vector registers",
+    "k vectors at once: r x 1 blocks (r = 2..4 rows share each load of X), k in vector registers",
     _prepare, {"shape": None}, storage=storage, work=work, applies=applies,
     siblings=("spmm_csr",), c_defines={"SPMV_BR": 4, "SPMV_BC": 1}, **_FACTS))
 register(KernelSpec(
