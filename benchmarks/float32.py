@@ -72,9 +72,7 @@ def run_family(name, build, threads, repeats, min_seconds, log, mode="auto"):
            **{f"iqr_{k}": s for k, s in spread.items()}}
     row["ratio_spmvtune"] = med["spmvtune_f64"] / med["spmvtune_f32"]
     row["ratio_scipy"] = med["scipy_f64"] / med["scipy_f32"]
-    del ops, op64, op32, A32, A64
-    gc.collect()
-    return row
+    return row                          # the caller collects the matrices before the next
 
 
 def main(argv=None):
@@ -101,6 +99,7 @@ def main(argv=None):
     for name in args.families:
         build, desc = generate.LARGE[name]
         log(f"{name}: {desc}")
+        gc.collect()
         rows.append(run_family(name, build, args.threads, args.repeats, args.min_seconds, log,
                                args.mode))
     out(f"float32 vs float64, selected kernel (mode {args.mode}, {args.threads} threads max) "

@@ -21,7 +21,13 @@ class Analysis:
     recommended: kernel name; recommended_threads; expected_speedup over
     csr_balanced (a roofline/profile estimate, not a measurement);
     roofline_gflops: min(arithmetic intensity x bandwidth, in-cache rate);
-    cost: seconds and baseline-product equivalents of the feature pass and profile.
+    cost: seconds and baseline-product equivalents of the feature pass and profile;
+    crossover: the sparse/dense crossover at ``n_vectors`` right-hand sides
+    (:func:`spmvtune.crossover.predicted_crossover`: the density above which
+    dense BLAS wins for this shape, and which side wins at this matrix's
+    density), with the cost model's best pair at k (``best_kernel``,
+    ``best_threads``) and, when asked, the ``measured`` crossover
+    (:func:`spmvtune.crossover.measure_crossover`).
     """
     shape: tuple
     nnz: int
@@ -36,6 +42,7 @@ class Analysis:
     expected_speedup: float
     roofline_gflops: float
     cost: dict
+    crossover: dict | None = None
 
     def to_dict(self):
         d = asdict(self)
@@ -44,8 +51,13 @@ class Analysis:
         return d
 
 
-def analyze(A, *, threads=None, profile=True, machine=None):
-    """Inspect ``A`` (any scipy.sparse) and return an :class:`Analysis`."""
+def analyze(A, *, threads=None, profile=True, machine=None, n_vectors=1,
+            measure_crossover=False):
+    """Inspect ``A`` (any scipy.sparse) and return an :class:`Analysis`.
+
+    n_vectors: right-hand sides per product the crossover and the best pair
+    are for (k).  measure_crossover: also time pruned layers of A's shape at a
+    ladder of densities (seconds to minutes)."""
     from .machine import machine_profile
     threads = check_threads(threads)
     machine = machine or machine_profile()
@@ -71,8 +83,32 @@ def analyze(A, *, threads=None, profile=True, machine=None):
             "profile_seconds": prof.cost_seconds if prof else 0.0,
             "profile_spmvs": prof.cost_spmvs if prof else 0.0}
     rec_threads = best_threads(kernel, f, machine, threads)
+    cross = vectors_report(csr, f, n_vectors, threads, machine, measure_crossover)
     return Analysis(csr.shape, csr.nnz, threads, f, scores, holding(scores), evidence,
-                    prof.to_dict() if prof else None, kernel, rec_threads, speedup, roof, cost)
+                    prof.to_dict() if prof else None, kernel, rec_threads, speedup, roof, cost,
+                    cross)
+
+
+def vectors_report(csr, f, k, threads, machine, measure=False):
+    """The crossover dict of :class:`Analysis` (see there)."""
+    from .costmodel import current_cost_model
+    from .crossover import measure_crossover, predicted_crossover
+    from .features import vector_features
+    from .pool import kernel_specs
+    from .select import thread_candidates
+    g = dict(f)
+    if k > 1:
+        g.update(vector_features(csr))
+    model = current_cost_model()
+    out = predicted_crossover(g, k, threads, machine, model)
+    ranked = model.rank(g, machine, [s for s in kernel_specs() if s.serves(k)],
+                        thread_candidates(threads), threads, k)
+    if ranked:
+        out["best_seconds"], out["best_kernel"], out["best_threads"] = ranked[0]
+    if measure:
+        m, n = csr.shape
+        out["measured"] = measure_crossover(m, n, k, threads)
+    return out
 
 
 def best_threads(kernel, f, machine, threads):

@@ -76,6 +76,12 @@ class CKernel:
         self._free.argtypes = [ctypes.c_void_p]
         self._error = getattr(lib, f"{pre}_last_error")
         self._error.restype = ctypes.c_char_p
+        try:                                   # many-vector kernels: Y = A X
+            self._matmat = getattr(lib, f"{pre}_matmat")
+            self._matmat.restype = None
+            self._matmat.argtypes = [ctypes.c_void_p, ctypes.c_int64, dptr, dptr]
+        except AttributeError:
+            self._matmat = None
         self._lib = lib
 
     def prepare(self, A, threads=0):
@@ -95,6 +101,12 @@ class CKernel:
     def run(self, plan, x, y):
         self._run(plan.handle, x.ctypes.data, y.ctypes.data)
 
+    def matmat(self, plan, X, Y):
+        """Y = A X (X: (n_cols, k), Y: (n_rows, k), C-contiguous float64)."""
+        if self._matmat is None:
+            raise TypeError(f"{self.emitted.kernel} has no matmat (one vector per call)")
+        self._matmat(plan.handle, X.shape[1], X.ctypes.data, Y.ctypes.data)
+
     def free(self, plan):
         if plan.handle:
             self._free(plan.handle)
@@ -111,6 +123,12 @@ class _Plan:
         y = np.empty(self.shape[0], self._kernel.dtype) if y is None else y
         self._kernel.run(self, np.ascontiguousarray(x, dtype=self._kernel.dtype), y)
         return y
+
+    def matmat(self, X, Y=None):
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        Y = np.empty((self.shape[0], X.shape[1])) if Y is None else Y
+        self._kernel.matmat(self, X, Y)
+        return Y
 
     def __del__(self):
         try:

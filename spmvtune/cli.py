@@ -97,6 +97,25 @@ class _Threads(click.ParamType):
 THREADS = _Threads()
 
 
+#: The largest k the CLI accepts for --vectors.
+MAX_VECTORS = 4096
+
+
+def parse_vectors(text, flag="--vectors"):
+    """'1,8,64' -> (1, 8, 64): right-hand sides per product, each in 1..MAX_VECTORS."""
+    try:
+        ks = tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}",
+                                 param_hint=flag) from None
+    if not ks or any(not 1 <= k <= MAX_VECTORS for k in ks):
+        raise click.BadParameter(f"each k must be in 1..{MAX_VECTORS}, got {text!r}",
+                                 param_hint=flag)
+    return tuple(dict.fromkeys(ks))
+
+
+
+
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="spmvtune")
 def main():
@@ -120,15 +139,17 @@ def kernels(as_json):
     """List the kernels of the pool, the bottleneck classes they target
     (MB memory bandwidth, ML memory latency, IMB imbalance, CMP computation),
     their tuning options and the value types they run (all of float32,
-    float64, complex64, complex128 unless said); --json adds every fact of
-    the registry (thread balance, value types, C template, ...)."""
+    float64, complex64, complex128 unless said); kernels marked [k>1] serve
+    many right-hand sides (select_kernel(A, n_vectors=k)); --json adds every
+    fact of the registry (thread balance, value types, C template, ...)."""
     from .pool import kernel_specs
     from .pool.registry import DTYPES
     specs = [{"name": s.name, "targets": list(s.targets), "summary": s.summary,
               "options": s.options, "balance": s.balance, "serial_only": s.serial_only,
               "shares_input": s.shares_input, "dtypes": list(s.dtypes),
-              "max_vectors": s.max_vectors, "siblings": list(s.siblings),
-              "setup_products": s.setup_products, "c_template": s.c_template}
+              "min_vectors": s.min_vectors, "max_vectors": s.max_vectors,
+              "siblings": list(s.siblings), "setup_products": s.setup_products,
+              "c_template": s.c_template}
              for s in kernel_specs()]
     if as_json:
         click.echo(json.dumps(specs, indent=2))
@@ -136,15 +157,17 @@ def kernels(as_json):
     for s in specs:
         opts = " ".join(f"{k}={v}" for k, v in s["options"].items())
         types = "" if set(s["dtypes"]) == set(DTYPES) else f" ({', '.join(s['dtypes'])} only)"
+        many = " [k>1]" if s["min_vectors"] > 1 else ""
         click.echo(f"{s['name']:22s} {','.join(s['targets']) or '-':8s} {s['summary']}"
-                   + (f" [{opts}]" if opts else "") + types)
+                   + (f" [{opts}]" if opts else "") + types + many)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--suite", "suites", multiple=True, metavar="NAME",
-              help="A bundled generated suite: 'quick' (8 matrices, about a minute) or "
-                   "'large' (6 out-of-cache matrices of 12-29M nonzeros). Repeatable.")
+              help="A bundled generated suite: 'quick' (8 matrices, about a minute), "
+                   "'large' (6 out-of-cache matrices of 12-29M nonzeros) or 'pruned' (12 "
+                   "pruned network layers up to 4096 x 25088, at k = 1, 8, 64). Repeatable.")
 @click.option("--ssget", "ssget_query", metavar="QUERY",
               help="Download a SuiteSparse selection with ssgetpy, e.g. 'HB/bcsstk13' or "
                    "'group=HB,nzbounds=1000:200000,limit=20' (needs the network).")
@@ -185,14 +208,24 @@ def kernels(as_json):
 @click.option("--in-process", is_flag=True,
               help="Measure in this process instead of a worker process: starts faster, but "
                    "a crash in native code ends the sweep (no --timeout).")
+@click.option("--vectors", "vectors_text", default=None, metavar="K[,K...]",
+              help="Right-hand sides per product, e.g. 1,8,64: each matrix is measured once "
+                   "per k (k > 1: Y = A X with row-major X, select_kernel(A, n_vectors=k), "
+                   "MKL mkl_sparse_d_mm). Default 1; the pruned suite: 1,8,64.")
+@click.option("--dense/--no-dense", "dense", default=None,
+              help="Dense BLAS (NumPy on the dense matrix, same thread count) as a peer. "
+                   "Default: on with --vectors or the pruned suite.")
+@click.option("--threshold", type=click.FloatRange(min=0), default=None,
+              help="Drop entries with |a| <= THRESHOLD when loading (dense .npy weights: "
+                   "the default drops exact zeros).")
 @click.option("--json", "as_json", is_flag=True, help="Summary and rows as one JSON document.")
 def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels, kernel_list,
           repeats, mkl, graphblas, no_cache, max_nnz, dtype, limit, timeout, scheduler,
-          retry_failed, in_process, as_json):
+          retry_failed, in_process, vectors_text, dense, threshold, as_json):
     """Sweep matrices and compare the selected kernel with SciPy and MKL.
 
-    PATHS are matrix files (.mtx, .mtx.gz, .mtx.bz2, SuiteSparse .tar.gz, .npz)
-    and directories (searched recursively).  Per matrix: SciPy, the CSR
+    PATHS are matrix files (.mtx, .mtx.gz, .mtx.bz2, SuiteSparse .tar.gz, .npz,
+    dense .npy weights) and directories (searched recursively).  Per matrix: SciPy, the CSR
     baseline, the kernel select_kernel picks (with its selection and setup
     cost), MKL when installed, and with --all-kernels the whole pool; every
     result is checked against SciPy before it is timed.  Reported: GFLOP/s
@@ -208,7 +241,7 @@ def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels,
     (unreadable file, kernel error, crash, timeout), 130 interrupted (rerun
     with the same --out to resume).
     """
-    from .bench.items import SUITES, file_items, suite_items
+    from .bench.items import SUITE_VECTORS, SUITES, file_items, suite_items, with_vectors
     from .bench.measure import OK, SKIPPED, Options
     from .machine import cache_dir, machine_profile
     from .pool import kernel_names
@@ -233,14 +266,16 @@ def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels,
                                "--scheduler")
     say = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
 
-    items = file_items(paths)
+    vectors = parse_vectors(vectors_text) if vectors_text else None
+    items = with_vectors(file_items(paths), vectors or (1,))
     for name in suites:
-        items += suite_items(name)
+        items += with_vectors(suite_items(name), vectors or SUITE_VECTORS.get(name, (1,)))
     if ssget_query:
         from .bench.ssget import download
         dest = Path(out_dir) / "ssget" if out_dir else cache_dir() / "ssget"
         try:
-            items += file_items(download(ssget_query, dest, log=say))
+            items += with_vectors(file_items(download(ssget_query, dest, log=say)),
+                                  vectors or (1,))
         except (RuntimeError, ValueError) as exc:
             raise click.ClickException(str(exc))
     items = list({i.key: i for i in items}.values())[:limit]
@@ -252,9 +287,12 @@ def bench(paths, suites, ssget_query, out_dir, threads, one_thread, all_kernels,
         raise click.UsageError("nothing to measure: give matrix files or directories, "
                                "--suite quick, or --ssget QUERY")
 
+    if dense is None:
+        dense = vectors is not None or "pruned" in suites
     opts = Options(threads=threads, repeats=repeats, all_kernels=all_kernels or bool(kernel_list),
                    one_thread=one_thread, mkl=mkl, graphblas=graphblas, cache=not no_cache,
-                   max_nnz=max_nnz, kernels=tuple(kernel_list), dtype=dtype)
+                   max_nnz=max_nnz, kernels=tuple(kernel_list), dtype=dtype, dense=dense,
+                   threshold=threshold)
     from .machine import profile_path
     if not profile_path(threads).exists():
         say("(measuring this machine's bandwidth once; later runs read the cache)")
@@ -347,7 +385,7 @@ def _row_line(row):
              (f"{sel} {g['selected']:.2f} GFLOP/s {row['gbps']:.1f} GB/s "
               f"({row['bandwidth_percent']:.0f}% bw)") if "selected" in g
              else f"selected {sel} failed its check"]
-    for peer, label in (("scipy", "SciPy"), ("mkl_ie", "MKL IE")):
+    for peer, label in (("scipy", "SciPy"), ("mkl_ie", "MKL IE"), ("dense", "dense")):
         if (v := speedup(row, peer)) is not None:
             parts.append(f"{v:.2f}x {label}")
     if row.get("oracle_kernel"):
@@ -409,7 +447,14 @@ def _report(rows, prof, threads, store, out_dir, as_json, say):
               help="Value type of the C code (double, float, double complex, float complex; "
                    "default: the matrix's, complex128 for complex files).")
 @click.option("--list", "list_only", is_flag=True, help="List the C templates and exit.")
-def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_only):
+@click.option("--vectors", type=click.IntRange(1, 4096), default=1, show_default=True,
+              help="Right-hand sides per product to select for (k > 1: the many-vector "
+                   "kernels, whose C code also has <prefix>_matmat for Y = A X).")
+@click.option("--threshold", type=click.FloatRange(min=0), default=None,
+              help="Drop entries with |a| <= THRESHOLD when loading (dense .npy weights: "
+                   "the default drops exact zeros).")
+def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_only, vectors,
+         threshold):
     """Write the kernel chosen for FILE as standalone C99 + OpenMP source.
 
     The source holds the SpMV function over raw arrays, the conversion from
@@ -445,22 +490,29 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_
                                  f"{out}: name the .c file", param_hint="-o/--output")
     if out is not None and not out.parent.is_dir():
         raise click.BadParameter(f"directory {out.parent} does not exist", param_hint="-o/--output")
-    A = load(file)
+    A = load(file, threshold=threshold)
     if dtype:
         from .validate import as_value_type
         A = as_value_type(A, dtype)
     threads = check_threads(threads)
     try:
-        op = select_kernel(A, kernel=kernel, threads=threads)
+        op = select_kernel(A, kernel=kernel, threads=threads, n_vectors=vectors)
     except KernelUnusable as exc:
         raise click.ClickException(str(exc))
     if not get_kernel(op.kernel).c_template:
         raise click.ClickException(f"{op.kernel} has no C template")
     from .analysis import structural_bottlenecks
     bottlenecks = list(op.bottlenecks) or structural_bottlenecks(A, threads)
-    x = np.ones(A.shape[1], A.dtype)
-    y = np.empty(A.shape[0], A.dtype)
-    speed = gflops(A.nnz, interleaved_medians({"k": lambda: op.matvec(x, out=y)}, repeats=5)["k"])
+    if vectors > 1:
+        X = np.ones((A.shape[1], vectors), A.dtype)
+        Y = np.empty((A.shape[0], vectors), A.dtype)
+        speed = gflops(A.nnz * vectors,
+                       interleaved_medians({"k": lambda: op.matmat(X, out=Y)}, repeats=5)["k"])
+    else:
+        x = np.ones(A.shape[1], A.dtype)
+        y = np.empty(A.shape[0], A.dtype)
+        speed = gflops(A.nnz, interleaved_medians({"k": lambda: op.matvec(x, out=y)},
+                                                  repeats=5)["k"])
     bits = int(index_bits) if index_bits else (32 if max(A.shape[1], A.nnz) < 2**31 else 64)
     out = out or Path(f"{name}_{op.kernel}.c")
     from .machine import cpu_model
@@ -468,7 +520,8 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_
     notes = [f"Matrix: {file} ({A.shape[0]} x {A.shape[1]}, {A.nnz} nonzeros, {A.dtype.name})",
              f"Fingerprint: {matrix_fingerprint(as_canonical_csr(A))}",
              f"Bottlenecks: {', '.join(bottlenecks) or 'none'}",
-             f"Chosen by: {op.selection_source} for {op.threads} thread(s)",
+             f"Chosen by: {op.selection_source} for {op.threads} thread(s)"
+             + (f", {vectors} right-hand sides" if vectors > 1 else ""),
              f"Expected: {speed:.2f} GFLOP/s (the Numba twin, measured on {prof_cpu})"]
     try:
         em = render(op.kernel, prefix=prefix, op=op, index_bits=bits, notes=notes, c_file=out.name)
@@ -492,7 +545,8 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_
 def machine(threads, refresh, as_json):
     """Measure (once, then cached) what SpMV can expect from this machine:
     caches, read-only and triad memory bandwidth at 1..N threads, the in-cache
-    CSR rate and the launch overhead of a threaded call.  The profile is stored
+    CSR rate, the launch overhead of a threaded call, and for many vectors the
+    rates of dense BLAS and of spmm_csr (X in the L2 / in the L3).  The profile is stored
     in the user cache directory (SPMVTUNE_CACHE_DIR overrides), keyed by CPU
     model and thread count."""
     from .machine import machine_profile
@@ -510,6 +564,12 @@ def machine(threads, refresh, as_json):
         click.echo(f"{t} thread(s)    read {prof.read_bandwidth[t]:6.1f} GB/s   triad "
                    f"{prof.triad_bandwidth[t]:6.1f} GB/s   in-cache CSR {prof.incache_csr_gflops[t]:5.2f} GFLOP/s")
     click.echo(f"launch         {prof.launch_overhead_us:.1f} us extra per threaded call")
+    for t in sorted(prof.read_bandwidth):
+        click.echo(f"{t} thread(s)    k vectors: dense BLAS "
+                   + " ".join(f"k={k} {prof.dense_rate(t, k):.1f}" for k in (1, 8, 64))
+                   + ", spmm_csr X in L2 / L3 "
+                   + " ".join(f"k={k} {prof.spmm_rate(t, k):.1f}/{prof.spmm_rate(t, k, 'L3'):.1f}"
+                              for k in (8, 64)) + " GFLOP/s")
     click.echo(f"measured       {prof.measured_at}")
 
 
@@ -519,19 +579,35 @@ def machine(threads, refresh, as_json):
 @click.option("--no-profile", is_flag=True,
               help="Structure only: skip the timed runs (weaker, but costs no products).")
 @click.option("--json", "as_json", is_flag=True, help="The same report as one JSON document.")
-def analyze(file, threads, no_profile, as_json):
+@click.option("--vectors", type=click.IntRange(1, 4096), default=1, show_default=True,
+              help="Right-hand sides per product (Y = A X with k columns): the best pair and "
+                   "the sparse/dense crossover are reported for this k.")
+@click.option("--measure-crossover", is_flag=True,
+              help="Also measure the crossover: time pruned layers of this shape at 9 "
+                   "densities, sparse against dense BLAS (seconds to minutes).")
+@click.option("--threshold", type=click.FloatRange(min=0), default=None,
+              help="Drop entries with |a| <= THRESHOLD when loading (dense .npy weights: "
+                   "the default drops exact zeros).")
+def analyze(file, threads, no_profile, as_json, vectors, measure_crossover, threshold):
     """Why is SpMV slow on FILE here, and what would fix it?
 
     Reports the matrix's structural features, the bottleneck classes that hold
     (MB memory bandwidth, ML memory latency, IMB thread imbalance, CMP
     computation) with the measured evidence, the roofline bound, and the
-    recommended kernel with its expected speedup over the baseline.
+    recommended kernel with its expected speedup over the baseline.  For k
+    right-hand sides (--vectors): the cost model's best pair and the density
+    above which dense BLAS beats the sparse kernels for this shape (predicted;
+    measured with --measure-crossover).
     """
     from . import load
     from .analysis import analyze as run_analysis
     from .validate import check_threads
-    A = load(file)
-    res = run_analysis(A, threads=check_threads(threads), profile=not no_profile)
+    A = load(file, threshold=threshold)
+    say = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
+    if measure_crossover:
+        say("(measuring the crossover: pruned layers of this shape at 9 densities)")
+    res = run_analysis(A, threads=check_threads(threads), profile=not no_profile,
+                       n_vectors=vectors, measure_crossover=measure_crossover)
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2, default=float))
         return
@@ -554,6 +630,36 @@ def analyze(file, threads, no_profile, as_json):
     click.echo(f"analysis cost    features {c['features_seconds'] * 1e3:.1f} ms "
                f"({c['features_spmvs']:.1f} products), profile {c['profile_seconds'] * 1e3:.1f} ms "
                f"({c['profile_spmvs']:.1f} products)")
+    for line in _crossover_lines(res.crossover):
+        click.echo(line)
+
+
+def _crossover_lines(x):
+    """The many-vector and crossover lines of ``analyze``'s report."""
+    if not x:
+        return []
+    k = x["n_vectors"]
+    what = "y = A x" if k == 1 else f"Y = A X, {k} vectors"
+    lines = [f"\n{what}:"]
+    if x.get("best_kernel"):
+        lines.append(f"  best predicted  {x['best_kernel']} on {x['best_threads']} thread(s), "
+                     f"{x['best_seconds'] * 1e3:.3g} ms per product")
+
+    def verdict(c):
+        if c.get("density") is not None:
+            return f"density {c['density']:.3g}"
+        return f"none in the range: {c.get('wins')} wins at every density"
+    lines.append(f"  sparse/dense    {x['dense_kernel']} wins above the crossover; predicted "
+                 f"{verdict(x)} (this matrix: {x['matrix_density']:.3g}, "
+                 f"{x.get('here', 'sparse')} is faster here)")
+    if x.get("reason"):
+        lines.append(f"                  ({x['reason']})")
+    m = x.get("measured")
+    if m:
+        pts = ", ".join(f"{p['density']:g}: {p['dense_seconds'] / p['sparse_seconds']:.2f}x"
+                        for p in m["points"])
+        lines.append(f"  measured        {verdict(m)} (sparse speedup over dense by density: {pts})")
+    return lines
 
 
 @main.group()
@@ -609,8 +715,15 @@ def cache_clear():
               show_default=True,
               help="Each timed sample is a batch of products lasting at least this long.")
 @click.option("--fit-only", is_flag=True, help="Measure nothing: fit the models on the store.")
+@click.option("--vectors", "vectors_text", default="1", show_default=True, metavar="K[,K...]",
+              help="Right-hand sides per product to time, e.g. 1,8,64: k > 1 times the "
+                   "many-vector kernels (Y = A X) and fits their coefficients per k. A matrix "
+                   "already in the store is measured at the missing k only.")
+@click.option("--pruned/--no-pruned", default=None,
+              help="Include pruned weight matrices (unstructured, block, 2:4, channel, "
+                   "quantized; ~50 layers). Default: when --vectors has a k > 1.")
 def train(paths, files_from, out, store, threads, generated, kind, max_nnz, scheduler, repeats,
-          batch_seconds, fit_only):
+          batch_seconds, fit_only, vectors_text, pruned):
     """Time every (kernel, threads) pair on many matrices and fit this machine's selector.
 
     PATHS are matrix files or directories (as `bench` takes); the generated
@@ -626,9 +739,10 @@ def train(paths, files_from, out, store, threads, generated, kind, max_nnz, sche
     from .machine import cache_dir, machine_profile
     from .model import fit_model
     from .pool import kernel_names, kernel_specs
-    from .train import ResultsStore, generated_matrices, sweep
+    from .train import ResultsStore, generated_matrices, pruned_matrices, sweep
     from .validate import check_threads
     threads = check_threads(threads)
+    vectors = parse_vectors(vectors_text, "--vectors")
     db = ResultsStore(store or cache_dir() / "training.sqlite")     # ValueError: one line
     from .bench.items import file_items
     listed = list(paths)
@@ -639,6 +753,8 @@ def train(paths, files_from, out, store, threads, generated, kind, max_nnz, sche
              for i in file_items(listed)]
     if generated:
         items += list(generated_matrices())
+    if pruned or (pruned is None and max(vectors) > 1):
+        items += list(pruned_matrices())
     if not items and not fit_only:
         raise click.UsageError("nothing to train on: give PATHS or keep --generated")
 
@@ -646,14 +762,21 @@ def train(paths, files_from, out, store, threads, generated, kind, max_nnz, sche
         if "error" in rec:
             click.echo(f"[{i}/{n}] {name}: FAILED: {rec['error']}", err=True)
             return
-        best = min(rec["times"], key=rec["times"].get)
-        base = min(v for k, v in rec["times"].items() if k.startswith("csr_balanced@"))
+        from .model import single_vector_times
+        one = single_vector_times(rec["times"])
+        if not one:
+            click.echo(f"[{i}/{n}] {name}: nnz {rec['nnz']}, {len(rec['times'])} pairs timed, "
+                       f"{seconds:.1f}s", err=True)
+            return
+        best = min(one, key=one.get)
+        base = min(v for k, v in one.items() if k.startswith("csr_balanced@"))
         click.echo(f"[{i}/{n}] {name}: nnz {rec['nnz']}, best {best} "
-                   f"({base / rec['times'][best]:.2f}x csr_balanced), {seconds:.1f}s", err=True)
+                   f"({base / one[best]:.2f}x csr_balanced), {seconds:.1f}s", err=True)
     if not fit_only:
         try:
             measured, skipped, failed = sweep(items, db, threads, progress, max_nnz, scheduler,
-                                              {"repeats": repeats, "batch_seconds": batch_seconds})
+                                              {"repeats": repeats, "batch_seconds": batch_seconds,
+                                               "vectors": vectors})
         except RuntimeError as exc:
             raise click.ClickException(str(exc))
         click.echo(f"measured {measured}, already in the store {skipped}, failed {failed}",

@@ -21,6 +21,25 @@ L3, I >= 1 the imbalance of the kernel's partition at T threads
 (``KernelSpec.balance``: ``imbalance_rows``, ``imbalance_nnz``, 1 for split),
 and BW(T), R(T), call(T), lat come from the machine profile.
 
+Many right-hand sides (``Y = A X``, k > 1, row-major X): the matrix is
+streamed once for all k vectors while x and y grow to k (n_cols + n_rows)
+numbers; W_k is multiplied by k and computed at the machine's measured rate
+for the kernel's kind: BLAS's ``dense_rate`` for the dense fallback (at every
+k), the vector kernels' ``spmm_rate`` with X in the L2 for the others.  For
+those the last two terms then carry the cost of X outgrowing the caches
+instead of latencies (a nonzero loads k contiguous numbers of X, which the
+hardware prefetches; what limits is the cache's bandwidth)::
+
+    θ4 · I · P2 · 2 k W_k (1 / R_L3 - 1 / R_L2)   X served by the L3, not the L2
+    θ5 · I · P3 · k W_k · b / BW(T)               X slices from memory
+
+with R_L2, R_L3 the measured rates of ``spmm_csr`` with X in the L2 / in the
+L3 (``MachineProfile.spmm_rate``), P2 = ramp(X bytes / L2, 0.5, 2) (every
+thread reads all of X) and P3 as above; the per-row term counts one pass per
+8 columns of Y.  Coefficients are fitted per (kernel, threads, k bucket):
+keys "kernel@T" for one vector, "kernel@T@k8" for k rounded to a power of two
+(2..256).
+
 With the prior coefficients (θ = 1 on every physical term, less on latency
 because a core overlaps several misses) this is an analytic model that ranks
 kernels on any machine.  ``spmvtune train`` fits θ per (kernel, threads) to
@@ -42,6 +61,8 @@ TERMS = ("call", "stream", "compute", "rows", "x_l3", "x_mem")
 PRIOR = np.array([1.0, 1.0, 1.0, 0.5, 0.25, 0.25])
 #: Prefetching kernels hide most of the latency of x.
 PRIOR_PREFETCH = np.array([1.0, 1.0, 1.2, 0.5, 0.05, 0.05])
+#: k > 1: the last two terms are bandwidth terms (X from the L3, from memory).
+PRIOR_MANY = np.array([1.0, 1.0, 1.0, 0.5, 1.0, 0.5])
 SETUP_TERMS = ("fixed", "per_nnz", "per_row")
 #: Seconds per call of a serial kernel (Python dispatch and the Numba entry).
 CALL_SECONDS = 1.5e-6
@@ -57,13 +78,41 @@ def ramp(value, lo, hi):
     return float(min(max((value - lo) / (hi - lo), 0.0), 1.0))
 
 
-def pair_key(kernel, threads):
-    return f"{kernel}@{int(threads)}"
+#: k buckets of the fitted coefficients: powers of two.
+MAX_K_BUCKET = 256
+
+
+def k_bucket(k):
+    """The power of two (2..MAX_K_BUCKET) whose coefficients serve k > 1 vectors; 1 for k = 1."""
+    k = int(k)
+    if k <= 1:
+        return 1
+    return int(min(max(2 ** round(math.log2(k)), 2), MAX_K_BUCKET))
+
+
+def pair_key(kernel, threads, k=1):
+    """"kernel@T" (one vector) or "kernel@T@k8" (k > 1, bucketed)."""
+    b = k_bucket(k)
+    return f"{kernel}@{int(threads)}" + (f"@k{b}" if b > 1 else "")
+
+
+def parse_key(key):
+    """(kernel, threads, k) of a :func:`pair_key`; ValueError when malformed."""
+    parts = key.split("@")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise ValueError(f"not a kernel@threads[@kN] key: {key!r}")
+    k = 1
+    if len(parts) == 3:
+        if not parts[2].startswith("k") or not parts[2][1:].isdigit():
+            raise ValueError(f"not a kernel@threads@kN key: {key!r}")
+        k = int(parts[2][1:])
+    return parts[0], int(parts[1]), k
 
 
 def split_key(key):
-    kernel, _, threads = key.rpartition("@")
-    return kernel, int(threads)
+    """(kernel, threads) of a :func:`pair_key`."""
+    kernel, threads, _ = parse_key(key)
+    return kernel, threads
 
 
 def imbalance(spec, f, threads, max_threads):
@@ -78,38 +127,65 @@ def imbalance(spec, f, threads, max_threads):
     return 1.0 + (full - 1.0) * (threads - 1) / (max_threads - 1)
 
 
+def compute_rate(spec, machine, threads, k=1):
+    """flop/s of the kernel's multiply-adds: BLAS's dense rate for the dense
+    kernels, the vector kernels' rate (X in the L2) for k > 1, else the
+    in-cache CSR rate."""
+    if spec.balance == "blas" and hasattr(machine, "dense_rate"):
+        return machine.dense_rate(threads, k) * 1e9
+    if many_vector_terms(spec, machine, k):
+        return machine.spmm_rate(threads, k) * 1e9
+    return machine.incache_rate(threads) * 1e9
+
+
+def many_vector_terms(spec, machine, k):
+    """Whether the last two terms are the many-vector kernels' X-traffic terms."""
+    return k > 1 and spec.max_vectors > 1 and spec.balance != "blas" and hasattr(machine,
+                                                                                   "spmm_rate")
+
+
 def terms(spec, f, threads, machine, max_threads=None, k=1):
     """The six terms (seconds) of one (kernel, threads) pair; see the module docstring.
     k: right-hand sides per call (x and y are (n, k); the matrix is streamed once)."""
     max_threads = max_threads or machine.threads
     T = max(int(threads), 1)
+    k = max(int(k), 1)
     I = imbalance(spec, f, T, max_threads)
     caches = machine.caches
-    rows, cols, nnz = f["rows"], f["cols"], f["nnz"]
+    rows, nnz = f["rows"], f["nnz"]
     vb = float(f.get("value_bytes", 8.0))
     real_per_madd = 4.0 if f.get("complex_values", 0.0) else 1.0
-    xy_bytes = vb * k * (rows + cols)
+    xy_bytes = vb * k * (rows + f["cols"])
     ws = spec.storage(f) + xy_bytes
     beyond_l3 = ramp(ws / caches["L3"], 0.5, 1.5)
-    rate = machine.incache_rate(T) * 1e9                    # flop/s
+    rate = compute_rate(spec, machine, T, k)
     x_bytes = vb * k * spec.x_span(f)
-    p2 = ramp(x_bytes / (caches["L2"] * T), 0.5, 2.0)
     p3 = ramp(x_bytes / caches["L3"], 0.25, 1.0)
+    call = CALL_SECONDS + (machine.launch_overhead_us * 1e-6 if T > 1 else 0.0)
+    work = 2.0 * k * real_per_madd * spec.work(f)   # a complex multiply-add is 4 real ones
+    passes = 1.0 if k == 1 else math.ceil(k / 8.0)           # per-row work per 8 columns of Y
+    head = [call,
+            I * ws * beyond_l3 / (machine.bandwidth(T) * 1e9),
+            I * work / rate,
+            I * 2.0 * rows * passes / rate]
+    if many_vector_terms(spec, machine, k):
+        p2 = ramp(x_bytes / caches["L2"], 0.5, 2.0)
+        slower = max(1.0 / (machine.spmm_rate(T, k, "L3") * 1e9) - 1.0 / rate, 0.0)
+        return np.array(head + [I * p2 * work * slower,
+                                I * p3 * 0.5 * work * vb / (machine.bandwidth(T) * 1e9)])
+    if spec.balance == "blas" and k > 1:
+        return np.array(head + [0.0, 0.0])                  # gemm streams X in blocks
+    p2 = ramp(x_bytes / (caches["L2"] * T), 0.5, 2.0)
     lines = f.get("x_lines_per_nnz", 0.125) * nnz
     lat = machine.latency_ns if getattr(machine, "latency_ns", None) else {"L3": 12.0,
                                                                             "memory": 90.0}
-    call = CALL_SECONDS + (machine.launch_overhead_us * 1e-6 if T > 1 else 0.0)
-    return np.array([
-        call,
-        I * ws * beyond_l3 / (machine.bandwidth(T) * 1e9),
-        I * 2.0 * k * real_per_madd * spec.work(f) / rate,
-        I * 2.0 * rows / rate,
-        I / T * lines * p2 * lat["L3"] * 1e-9,
-        I / T * lines * p3 * lat["memory"] * 1e-9,
-    ])
+    return np.array(head + [I / T * lines * p2 * lat["L3"] * 1e-9,
+                            I / T * lines * p3 * lat["memory"] * 1e-9])
 
 
-def prior_coefficients(spec):
+def prior_coefficients(spec, k=1):
+    if k > 1 and spec.max_vectors > 1 and spec.balance != "blas":
+        return PRIOR_MANY.copy()
     return PRIOR_PREFETCH.copy() if "prefetch" in spec.name else PRIOR.copy()
 
 
@@ -118,9 +194,10 @@ def setup_terms(f):
 
 
 class CostModel:
-    """Coefficients per (kernel, threads) pair and per-kernel setup models.
+    """Coefficients per (kernel, threads[, k bucket]) and per-kernel setup models.
 
-    ``coef``: {"kernel@T": array of len(TERMS)}; missing pairs use the prior.
+    ``coef``: {"kernel@T" or "kernel@T@kB": array of len(TERMS)} (:func:`pair_key`);
+    missing pairs use the prior.
     ``setup``: {kernel: array of len(SETUP_TERMS)}; missing kernels use the
     spec's ``setup_products`` prior.  ``error``: {"kernel@T": median relative
     error of the fit} (what the selector may trust).
@@ -136,14 +213,14 @@ class CostModel:
     def trained(self):
         return bool(self.coef)
 
-    def coefficients(self, spec, threads):
-        c = self.coef.get(pair_key(spec.name, threads))
-        return prior_coefficients(spec) if c is None else c
+    def coefficients(self, spec, threads, k=1):
+        c = self.coef.get(pair_key(spec.name, threads, k))
+        return prior_coefficients(spec, k) if c is None else c
 
-    def predict(self, spec, f, threads, machine, max_threads=None):
-        """Seconds of one product of ``spec`` at ``threads``."""
-        return float(self.coefficients(spec, threads) @ terms(spec, f, threads, machine,
-                                                               max_threads))
+    def predict(self, spec, f, threads, machine, max_threads=None, k=1):
+        """Seconds of one product of ``spec`` at ``threads`` with ``k`` right-hand sides."""
+        return float(self.coefficients(spec, threads, k) @ terms(spec, f, threads, machine,
+                                                                  max_threads, k))
 
     def predict_setup(self, spec, f, t_base):
         """Seconds ``prepare`` is expected to take (t_base: one baseline product)."""
@@ -152,15 +229,16 @@ class CostModel:
             return spec.setup_products * t_base
         return float(c @ setup_terms(f))
 
-    def rank(self, f, machine, specs, thread_counts, max_threads=None):
+    def rank(self, f, machine, specs, thread_counts, max_threads=None, k=1):
         """[(seconds, kernel, threads)] of every usable pair, fastest first.
-        specs: kernel specs to consider (their ``applies`` is checked here)."""
+        specs: kernel specs to consider (their ``applies`` is checked here);
+        k: right-hand sides per product."""
         out = []
         for spec in specs:
             if spec.refusal(f) is not None:
                 continue
             for T in sorted({spec.threads_for(t) for t in thread_counts}):
-                out.append((self.predict(spec, f, T, machine, max_threads), spec.name, T))
+                out.append((self.predict(spec, f, T, machine, max_threads, k), spec.name, T))
         out.sort()
         return out
 
@@ -197,11 +275,14 @@ class CostModel:
                 raise ValueError(f"{name} must be an object")
             out = {}
             for key, vals in raw.items():
-                kernel = split_key(key)[0] if keyed_by_pair else key
+                kernel, threads, k = parse_key(key) if keyed_by_pair else (key, 1, 1)
                 if kernel not in known:
                     continue                    # a kernel of another version: ignored
-                if keyed_by_pair and split_key(key)[1] < 1:
+                if keyed_by_pair and threads < 1:
                     raise ValueError(f"{name}[{key!r}]: threads must be at least 1")
+                if keyed_by_pair and k != k_bucket(k):
+                    raise ValueError(f"{name}[{key!r}]: k must be a power of two in "
+                                     f"2..{MAX_K_BUCKET}")
                 if (not isinstance(vals, list) or len(vals) != width
                         or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                    and math.isfinite(v) and v >= 0 for v in vals)):
@@ -290,8 +371,9 @@ def fit_pair(Phi, t, prior):
 
 def fit(records, machine, specs, max_threads=None):
     """A :class:`CostModel` fitted to training records (see :mod:`spmvtune.train`):
-    each record has ``features`` and ``times`` {"kernel@T": seconds} and
-    ``setup`` {"kernel@T": seconds}."""
+    each record has ``features`` and ``times`` {"kernel@T" or "kernel@T@kB": seconds}
+    (B: the k the product was timed with, a power of two) and ``setup``
+    {"kernel@T": seconds}."""
     from . import __version__
     from .machine import machine_fingerprint
     by_name = {s.name: s for s in specs}
@@ -300,11 +382,12 @@ def fit(records, machine, specs, max_threads=None):
     for rec in records:
         f = rec["features"]
         for key, t in rec.get("times", {}).items():
-            kernel, T = split_key(key)
+            kernel, T, k = parse_key(key)
             if kernel in by_name and t > 0 and math.isfinite(t):
-                rows.setdefault(key, []).append((terms(by_name[kernel], f, T, machine, max_threads), t))
+                rows.setdefault(pair_key(kernel, T, k), []).append(
+                    (terms(by_name[kernel], f, T, machine, max_threads, k), t))
         for key, s in rec.get("setup", {}).items():
-            kernel = split_key(key)[0] if "@" in key else key
+            kernel = parse_key(key)[0] if "@" in key else key
             if kernel in by_name and s > 0 and math.isfinite(s):
                 setups.setdefault(kernel, []).append((setup_terms(f), s))
     coef, error = {}, {}
@@ -313,7 +396,8 @@ def fit(records, machine, specs, max_threads=None):
             continue
         Phi = np.array([p for p, _ in pairs])
         t = np.array([t for _, t in pairs])
-        theta = fit_pair(Phi, t, prior_coefficients(by_name[split_key(key)[0]]))
+        kernel, _, k = parse_key(key)
+        theta = fit_pair(Phi, t, prior_coefficients(by_name[kernel], k))
         coef[key] = theta
         error[key] = float(np.median(np.abs(Phi @ theta / t - 1.0)))
     setup = {}

@@ -304,6 +304,27 @@ def feature_seconds(csr):
     return FEATURES_FIXED_SECONDS + FEATURES_NNZ_SECONDS * min(csr.nnz, 2 * EXACT_NNZ)
 
 
+#: Features only the many-vector selection (k > 1) computes (:func:`vector_features`).
+VECTOR_FORMULAS = {
+    "spmm_bcsr_fill": "stored values (explicit zeros included) / nnz of the r x 1 block "
+                      "shape spmm_bcsr chooses (r = 2..4, fewest multiply-adds plus loads of X; "
+                      "sampled stretches of rows)",
+    "spmm_bcsr_r": "rows of that block shape", "spmm_bcsr_c": "its columns (1)",
+}
+
+
+def vector_features(A):
+    """dict of ``VECTOR_FORMULAS`` (floats): what the many-vector kernels need
+    beyond :func:`structural_features` (a block-fill estimate on a sample)."""
+    from .pool.bcsr import block_estimates
+    from .pool.spmm_bcsr import spmm_shape
+    csr = as_canonical_csr(A)
+    if csr.nnz == 0:
+        return {"spmm_bcsr_fill": 1.0, "spmm_bcsr_r": 2.0, "spmm_bcsr_c": 1.0}
+    (r, c), fill, _ = spmm_shape(block_estimates(csr, 8.0, BLOCK_SAMPLE))
+    return {"spmm_bcsr_fill": float(fill), "spmm_bcsr_r": float(r), "spmm_bcsr_c": float(c)}
+
+
 def cheap_features(A, caches=None, threads=2):
     """The features a selection can afford on a tiny product: those of the
     shape and the row pointer (O(m), no pass over the nonzeros), with neutral

@@ -269,3 +269,163 @@ UNSEEN = {
     "poisson7_40": (lambda: stencil3d_7pt(40), "3-D 7-point Laplacian, 40^3"),
     "poisson7_150": (lambda: stencil3d_7pt(150), "3-D 7-point Laplacian, 150^3"),
 }
+# ---- pruned weight matrices (sparse inference) ---------------------------------------
+#
+# A fully connected layer of m outputs and n inputs is an m x n weight matrix.
+# The generators below prune a Gaussian layer the way network compression does,
+# at the layer sizes of real networks, without ever holding the dense layer
+# (rows are generated and pruned in chunks).  Rows and columns carry log-normal
+# scales (some neurons matter more than others), so magnitude pruning leaves
+# rows of varying length, as in trained networks.
+
+#: Spread of the log-normal row and column scales (sigma of log scale).
+NEURON_SPREAD = 0.2
+#: Rows generated and pruned at once (bounds the memory to ~CHUNK_ENTRIES floats).
+CHUNK_ENTRIES = 1 << 23
+
+
+def _neuron_scales(m, n, rng):
+    return (rng.lognormal(0.0, NEURON_SPREAD, m), rng.lognormal(0.0, NEURON_SPREAD, n))
+
+
+def _csr_from_chunks(m, n, chunks):
+    """CSR from (r0, dense rows r0:r0+len) chunks whose zeros are dropped."""
+    data, cols, counts = [], [], np.zeros(m, dtype=np.int64)
+    for r0, D in chunks:
+        r, c = np.nonzero(D)
+        data.append(D[r, c])
+        cols.append(c)
+        counts[r0:r0 + D.shape[0]] = np.bincount(r, minlength=D.shape[0])
+    indptr = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    idx_t = np.int32 if max(n, int(indptr[-1])) < 2**31 else np.int64
+    data = np.concatenate(data) if data else np.zeros(0)
+    cols = np.concatenate(cols).astype(idx_t) if cols else np.zeros(0, idx_t)
+    return sp.csr_array((data.astype(np.float64), cols, indptr.astype(idx_t)), shape=(m, n))
+
+
+def _row_chunks(m, n):
+    step = max(1, CHUNK_ENTRIES // max(n, 1))
+    return [(r0, min(r0 + step, m)) for r0 in range(0, m, step)]
+
+
+def _check_fraction(name, value, lo=0.0, hi=1.0):
+    if not lo <= value < hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}), got {value}")
+
+
+def quantize(A, levels):
+    """``A`` with its values rounded to ``levels`` distinct values (an even
+    number: symmetric levels ±(i + 1/2) step, none of them zero, as uniform
+    weight quantization without a zero code): few distinct values, which the
+    value-indexed kernels store as 1-byte codes."""
+    if levels < 2 or levels % 2:
+        raise ValueError(f"levels must be an even number >= 2, got {levels}")
+    A = sp.csr_array(A, copy=True)
+    if A.nnz == 0:
+        return A
+    half = levels // 2
+    step = np.abs(A.data).max() / half
+    q = np.minimum(np.floor(np.abs(A.data) / step), half - 1) + 0.5
+    A.data = np.copysign(q * step, A.data)
+    return A
+
+
+def pruned_unstructured(m, n, sparsity, seed=0, levels=None):
+    """Magnitude pruning: the share ``sparsity`` of an m x n Gaussian layer
+    with the smallest magnitudes set to zero (the threshold is the
+    ``sparsity`` quantile of |w|, estimated on a million-entry sample).
+    levels: quantize the kept weights to that many values (16, 256)."""
+    _check_fraction("sparsity", sparsity)
+    rng = np.random.default_rng(seed)
+    rs, cs = _neuron_scales(m, n, rng)
+    s = min(m * n, 1 << 20)
+    sample = np.abs(rs[rng.integers(0, m, s)] * cs[rng.integers(0, n, s)] * rng.standard_normal(s))
+    threshold = np.quantile(sample, sparsity) if sparsity > 0 else -1.0
+
+    def chunks():
+        for i, (r0, r1) in enumerate(_row_chunks(m, n)):
+            g = np.random.default_rng([seed, 1, i])
+            D = g.standard_normal((r1 - r0, n), dtype=np.float32)
+            D *= rs[r0:r1, None].astype(np.float32)
+            D *= cs[None, :].astype(np.float32)
+            D[np.abs(D) <= threshold] = 0.0
+            yield r0, D
+    A = _csr_from_chunks(m, n, chunks())
+    return quantize(A, levels) if levels else A
+
+
+def pruned_blocks(m, n, sparsity, block=(4, 4), seed=0, levels=None):
+    """Block pruning: the m x n layer cut into ``block`` (r x c) tiles, the
+    share ``sparsity`` of tiles with the smallest norms removed, the kept tiles
+    dense (4 x 4 as in block-sparse inference; 1 x 8 and 8 x 1 as vector pruning)."""
+    _check_fraction("sparsity", sparsity)
+    br, bc = block
+    if br < 1 or bc < 1:
+        raise ValueError(f"block must be two positive sizes, got {block}")
+    rng = np.random.default_rng(seed)
+    mb, nb = -(-m // br), -(-n // bc)
+    rs, cs = _neuron_scales(mb, nb, rng)
+    rows = []
+    for i, (r0, r1) in enumerate(_row_chunks(mb, nb)):
+        g = np.random.default_rng([seed, 2, i])
+        score = rs[r0:r1, None] * cs[None, :] * np.sqrt(g.chisquare(br * bc, (r1 - r0, nb)))
+        rows.append(score)
+    score = np.concatenate(rows)
+    threshold = np.quantile(score, sparsity) if sparsity > 0 else -1.0
+
+    def chunks():
+        step = max(1, CHUNK_ENTRIES // max(n * br, 1))
+        for i, b0 in enumerate(range(0, mb, step)):
+            b1 = min(b0 + step, mb)
+            g = np.random.default_rng([seed, 3, i])
+            keep = np.repeat(np.repeat(score[b0:b1] > threshold, br, axis=0), bc, axis=1)
+            keep = keep[:min(b1 * br, m) - b0 * br, :n]
+            D = g.standard_normal(keep.shape) * np.repeat(rs[b0:b1], br)[:keep.shape[0], None]
+            D *= np.repeat(cs, bc)[None, :n]
+            D[~keep] = 0.0
+            yield b0 * br, D
+    A = _csr_from_chunks(m, n, chunks())
+    return quantize(A, levels) if levels else A
+
+
+def pruned_nm(m, n, keep=2, group=4, seed=0, levels=None):
+    """N:M structured sparsity (2:4 as sparse tensor cores run it): in every
+    run of ``group`` consecutive weights of a row, the ``keep`` largest in
+    magnitude stay (a shorter last run keeps at most ``keep``)."""
+    if not 1 <= keep <= group:
+        raise ValueError(f"need 1 <= keep <= group, got {keep}:{group}")
+    rng = np.random.default_rng(seed)
+    rs, cs = _neuron_scales(m, n, rng)
+    pad = -n % group
+
+    def chunks():
+        for i, (r0, r1) in enumerate(_row_chunks(m, n)):
+            g = np.random.default_rng([seed, 4, i])
+            D = g.standard_normal((r1 - r0, n)) * rs[r0:r1, None] * cs[None, :]
+            P = np.pad(np.abs(D), ((0, 0), (0, pad))).reshape(r1 - r0, -1, group)
+            order = np.argsort(-P, axis=2, kind="stable")
+            drop = np.zeros(P.shape, dtype=bool)
+            np.put_along_axis(drop, order[:, :, keep:], True, axis=2)
+            D[drop.reshape(r1 - r0, -1)[:, :n]] = 0.0
+            yield r0, D
+    A = _csr_from_chunks(m, n, chunks())
+    return quantize(A, levels) if levels else A
+
+
+def pruned_channels(m, n, keep_rows=0.5, keep_cols=0.5, sparsity=0.0, seed=0, levels=None):
+    """Channel pruning: only ``keep_rows`` of the output channels (rows) and
+    ``keep_cols`` of the input channels (columns) remain, the others empty;
+    the kept weights are optionally magnitude-pruned to ``sparsity`` inside."""
+    for name, v in (("keep_rows", keep_rows), ("keep_cols", keep_cols)):
+        if not 0.0 < v <= 1.0:
+            raise ValueError(f"{name} must be in (0, 1], got {v}")
+    _check_fraction("sparsity", sparsity)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(m, max(1, round(keep_rows * m)), replace=False))
+    cols = np.sort(rng.choice(n, max(1, round(keep_cols * n)), replace=False))
+    inner = pruned_unstructured(len(rows), len(cols), sparsity, seed=seed + 1)
+    coo = inner.tocoo()
+    A = sp.csr_array(sp.coo_array((coo.data, (rows[coo.row], cols[coo.col])), shape=(m, n)))
+    A.sum_duplicates()
+    return quantize(A, levels) if levels else A

@@ -1,5 +1,6 @@
 """Matrix readers: Matrix Market (.mtx, .mtx.gz, .mtx.bz2), SuiteSparse archives
-(Name.tar.gz holding Name/Name.mtx) and SciPy .npz.
+(Name.tar.gz holding Name/Name.mtx), SciPy .npz, and dense weights as NumPy
+.npy (a network layer's weight matrix, sparsified on load: :func:`load_npy`).
 
 Files come from strangers, so nothing is trusted:
 
@@ -113,7 +114,7 @@ class _Header:
     size_line: int
 
 
-def load(path, *, max_bytes=None):
+def load(path, *, max_bytes=None, threshold=None):
     """Read a matrix file into canonical CSR.
 
     Returns a ``scipy.sparse.csr_array`` (sorted indices, duplicates summed)
@@ -125,23 +126,46 @@ def load(path, *, max_bytes=None):
     conjugate); the declared symmetry is kept in ``A.info.symmetry``.
     max_bytes: refuse files whose size line needs more memory than this
     (default: the memory available now).
+    threshold: drop the entries with |a| <= threshold (pruning on load); for
+    dense ``.npy`` weights None drops the exact zeros, for the sparse formats
+    None keeps every stored entry.
     Raises :class:`MatrixLoadError` (one of :class:`MatrixFormatError`,
     :class:`MatrixTooLargeError`, :class:`MatrixFileError`,
     :class:`MatrixNotFoundError`, the latter also a FileNotFoundError).
     """
     path = Path(path)
+    if threshold is not None:
+        threshold = _check_threshold(threshold)
     try:
-        return _load(path, max_bytes)
+        A = _load(path, max_bytes, threshold)
     except MatrixLoadError:
         raise
     except MemoryError:
         raise MatrixTooLargeError(path, "ran out of memory while reading") from None
     except Exception as exc:      # noqa: BLE001 - whatever a hostile file provokes names it
         raise MatrixFormatError(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+    if threshold is not None and not path.name.lower().endswith(".npy"):
+        info = A.info
+        A.data[np.abs(A.data) <= threshold] = 0
+        A.eliminate_zeros()
+        A.info = info
+    return A
 
 
-def _load(path, max_bytes):
+def _check_threshold(threshold):
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a number, got {threshold!r}") from None
+    if not (t >= 0 and np.isfinite(t)):
+        raise ValueError(f"threshold must be finite and >= 0, got {threshold!r}")
+    return t
+
+
+def _load(path, max_bytes, threshold=None):
     name = path.name.lower()
+    if name.endswith(".npy"):
+        return load_npy(path, threshold=threshold, max_bytes=max_bytes)
     if name.endswith(".npz"):
         return _load_npz(path, max_bytes)
     if name.endswith((".tar.gz", ".tgz")):
@@ -150,7 +174,7 @@ def _load(path, max_bytes):
         return _load_mtx(_mtx_opener(path), str(path), max_bytes)
     _open_file(path).close()              # missing, directory, device: say that first
     raise MatrixFormatError(path, "unknown file type (expected .mtx, .mtx.gz, .mtx.bz2, "
-                                  "SuiteSparse .tar.gz or SciPy .npz)")
+                                  "SuiteSparse .tar.gz, SciPy .npz or dense .npy weights)")
 
 
 def header_entries(path):
@@ -760,3 +784,85 @@ def _npz_matrix(fmt, a, shape):
         return sp.dia_array((a["data"], a["offsets"]), shape=shape)
     coords = (a["row"], a["col"]) if "row" in a else tuple(a["coords"])
     return sp.coo_array((a["data"], coords), shape=shape)
+
+
+#: Entries of a dense .npy array scanned at once (bounds the memory of the pass).
+_NPY_CHUNK = 1 << 22
+
+
+def load_npy(path, *, threshold=None, max_bytes=None):
+    """Dense weights in a NumPy ``.npy`` file as canonical CSR: a 2-D real
+    array (float, integer or bool), entries with |w| <= ``threshold`` dropped
+    (None: the exact zeros).
+
+    The file is memory-mapped (``allow_pickle=False``: object arrays are
+    refused, nothing in the file is executed) and read in row chunks twice:
+    once to count what is kept, so the memory of the result is checked
+    against ``max_bytes`` (default: the memory available now) before it is
+    built, once to build it.  NaN or infinite weights are refused with their
+    position.  Raises :class:`MatrixFormatError` naming the file and the
+    problem, :class:`MatrixTooLargeError`.
+    """
+    from .validate import canonical_dtype
+    path = Path(path)
+    threshold = 0.0 if threshold is None else _check_threshold(threshold)
+    with _open_file(path) as fh:               # regular files only, clear errors
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY":
+        raise MatrixFormatError(path, "not a NumPy .npy file (its first bytes are not the "
+                                      "\\x93NUMPY magic)")
+    try:
+        W = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        msg = str(exc)
+        if "allow_pickle" in msg or "Python objects" in msg or "Object arrays" in msg:
+            msg = "it holds Python objects (a pickled array), which spmvtune does not load"
+        elif "mmap length" in msg or "larger than" in msg:
+            msg = "file ends early: the header promises more data than the file holds"
+        raise MatrixFormatError(path, f"not a readable .npy array: {msg}") from None
+    except (OSError, EOFError) as exc:
+        raise MatrixFormatError(path, f"not a readable .npy array: {exc}") from None
+    if W.ndim != 2:
+        raise MatrixFormatError(path, f"expected a 2-D weight matrix, got shape {W.shape}")
+    kind = W.dtype.kind
+    if kind not in "biufc":
+        raise MatrixFormatError(path, f"expected numbers, got dtype {W.dtype}")
+    try:
+        value_t = canonical_dtype(W.dtype)      # float32/complex weights keep their type
+    except TypeError as exc:
+        raise MatrixFormatError(path, str(exc)) from None
+    m, n = W.shape
+    step = max(1, _NPY_CHUNK // max(n, 1))
+
+    def kept(r0):
+        block = np.asarray(W[r0:r0 + step], dtype=value_t)
+        bad = ~np.isfinite(block)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise MatrixFormatError(path, f"non-finite weight {float(block[i, j])} at row "
+                                          f"{r0 + i}, column {j} (0-based)")
+        return block, np.abs(block) > threshold
+    nnz = sum(int(np.count_nonzero(kept(r0)[1])) for r0 in range(0, m, step))
+    need = nnz * (8 + np.dtype(value_t).itemsize) + 8 * (m + 1)
+    limit = available_memory() if max_bytes is None else max_bytes
+    if need > limit:
+        raise MatrixTooLargeError(path, f"{m} x {n} weights keep {nnz} entries above the "
+                                        f"threshold, about {need / 2**20:.1f} MiB, but only "
+                                        f"{limit / 2**20:.1f} MiB is available")
+    idx_t = np.int32 if max(n, nnz) < 2**31 else np.int64
+    indptr = np.zeros(m + 1, dtype=idx_t)
+    indices = np.empty(nnz, dtype=idx_t)
+    data = np.empty(nnz, dtype=value_t)
+    at = 0
+    for r0 in range(0, m, step):
+        block, keep = kept(r0)
+        r, c = np.nonzero(keep)
+        indices[at:at + len(c)] = c
+        data[at:at + len(c)] = block[r, c]
+        counts = np.bincount(r, minlength=block.shape[0])
+        indptr[r0 + 1:r0 + 1 + block.shape[0]] = at + np.cumsum(counts)
+        at += len(c)
+    A = sp.csr_array((data, indices, indptr), shape=(m, n))
+    A.info = MatrixInfo(str(path), "complex" if np.dtype(value_t).kind == "c" else "real",
+                        "general", int(m * n))
+    return A

@@ -5,6 +5,13 @@ cache directory (``spmvtune machine --refresh`` remeasures): core count, cache
 sizes (from the OS), read-only and triad memory bandwidth at 1..N threads, the
 in-cache CSR rate, and the launch overhead of a threaded kernel.  Everything
 else (features, profiler, bottleneck scores, benchmarks) reads it.
+
+For many right-hand sides (``Y = A X``) it also holds, in ``extra``, the rate
+of NumPy's dense BLAS product (``dense_gflops``) and of the ``spmm_csr``
+kernel with X in the L2 (``spmm_gflops``) and in the L3 (``spmm_l3_gflops``)
+at a few k: the cost model's compute rates, from which it predicts where
+dense BLAS overtakes the sparse kernels.  They are capabilities: the fastest
+of many calls, so a busy moment on a shared machine does not lower them.
 """
 import functools
 import json
@@ -19,9 +26,16 @@ from numba import njit, prange
 
 from .pool.partition import even_rows
 
-PROFILE_VERSION = 2
+PROFILE_VERSION = 3
 #: Latencies assumed where a profile does not say (ns): an L3 hit, a DRAM access.
 DEFAULT_LATENCY_NS = {"L3": 12.0, "memory": 90.0}
+#: Right-hand sides at which the many-vector rates are measured.
+RATE_VECTORS = {"dense_gflops": (1, 8, 64), "spmm_gflops": (8, 64), "spmm_l3_gflops": (8, 64)}
+#: Where a profile lacks a many-vector rate: multiples of the in-cache CSR rate
+#: (a BLAS gemm runs at a large share of the peak; the vector kernels at a few
+#: times the scalar CSR loop), by k.
+FALLBACK_RATE_FACTORS = {"dense_gflops": {1: 2.0, 8: 6.0, 64: 12.0},
+                         "spmm_gflops": {8: 2.5, 64: 3.0}, "spmm_l3_gflops": {8: 1.2, 64: 1.5}}
 
 
 @dataclass
@@ -46,6 +60,24 @@ class MachineProfile:
 
     def incache_rate(self, threads):
         return _closest(self.incache_csr_gflops, threads)
+
+    def dense_rate(self, threads, k=1):
+        """GFLOP/s of a dense BLAS product with ``k`` vectors at ``threads``."""
+        return self._vector_rate("dense_gflops", threads, k)
+
+    def spmm_rate(self, threads, k, level="L2"):
+        """GFLOP/s of the many-vector CSR kernel with ``k`` vectors at ``threads``,
+        X in the L2 or (``level="L3"``) only in the L3."""
+        return self._vector_rate("spmm_gflops" if level == "L2" else "spmm_l3_gflops", threads, k)
+
+    def _vector_rate(self, name, threads, k):
+        table = (self.extra or {}).get(name)
+        if table:
+            row = table[_closest_key(table, threads)]
+        else:
+            row = {kk: f * self.incache_rate(threads)
+                   for kk, f in FALLBACK_RATE_FACTORS[name].items()}
+        return _interpolate_log(row, k)
 
     def product_seconds(self, nnz, rows, cols, threads):
         """Estimated seconds of one baseline CSR product: the slower of streaming
@@ -73,9 +105,26 @@ def csr_bytes(rows, cols, nnz, value_bytes=8):
 
 
 def _closest(table, threads):
+    return float(table[_closest_key(table, threads)])
+
+
+def _closest_key(table, threads):
+    """The key of ``table`` (ints or their strings) closest to ``threads``."""
     keys = sorted(int(k) for k in table)
     k = min(keys, key=lambda v: (abs(v - threads), -v))
-    return float(table[k] if k in table else table[str(k)])
+    return k if k in table else str(k)
+
+
+def _interpolate_log(row, k):
+    """Linear in log k between the measured points of ``row`` {k: rate}; flat outside."""
+    pts = sorted((int(kk), float(v)) for kk, v in row.items())
+    if k <= pts[0][0]:
+        return pts[0][1]
+    for (k0, v0), (k1, v1) in zip(pts, pts[1:]):
+        if k <= k1:
+            w = np.log(k / k0) / np.log(k1 / k0)
+            return float(v0 + w * (v1 - v0))
+    return pts[-1][1]
 
 
 @functools.lru_cache(maxsize=1)
@@ -181,6 +230,55 @@ def incache_csr_gflops(threads, l2_bytes, repeats=50):
     return 2 * A.nnz / t / 1e9
 
 
+def _best_time(fn, calls=30, seconds=0.3):
+    """The fastest single call of ``fn`` (after one warm-up), over at least
+    ``calls`` calls or ``seconds``: a capability, which a busy moment on a
+    shared machine (a descheduled BLAS thread) does not lower."""
+    fn()
+    best = float("inf")
+    start = time.perf_counter()
+    n = 0
+    while n < calls or (time.perf_counter() - start < seconds and n < 100 * calls):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+        n += 1
+    return best
+
+
+def dense_gflops(threads, l3_bytes, ks=RATE_VECTORS["dense_gflops"]):
+    """{k: GFLOP/s} of NumPy's BLAS product of a square matrix of a quarter
+    of the L3 with k vectors (BLAS on ``threads`` threads; fastest call)."""
+    from .pool.dense_mm import _product
+    n = max(int((l3_bytes / 4 / 8) ** 0.5), 64)
+    D = np.random.default_rng(0).uniform(-1, 1, (n, n))
+    out = {}
+    for k in ks:
+        X = np.ones((n, k)) if k > 1 else np.ones(n)
+        Y = np.empty((n, k)) if k > 1 else np.empty(n)
+        out[k] = 2.0 * n * n * k / _best_time(lambda: _product(D, threads, X, Y)) / 1e9
+    return out
+
+
+def spmm_gflops(threads, cache_bytes, ks=RATE_VECTORS["spmm_gflops"], per_row=64):
+    """{k: GFLOP/s} of the ``spmm_csr`` kernel on a random matrix with ``per_row``
+    nonzeros per row whose X (n_cols x k) takes a quarter of ``cache_bytes``
+    (the L2: X stays in it; the L3: X comes from it), fastest call."""
+    from . import generate
+    from .operator import build_operator
+    from .validate import as_canonical_csr
+    out = {}
+    for k in ks:
+        n = max(int(cache_bytes / 4 / (8 * k)), per_row)
+        A = generate.random_scatter(max(4096 * 64 // per_row // max(k // 8, 1), 256), per_row,
+                                    n_cols=n)
+        op = build_operator(as_canonical_csr(A), "spmm_csr", threads)
+        X = np.ones((n, k))
+        Y = np.empty((A.shape[0], k))
+        out[k] = 2.0 * A.nnz * k / _best_time(lambda: op.matmat(X, out=Y)) / 1e9
+    return out
+
+
 @njit(cache=True)
 def _chase(nxt, steps):
     i = 0
@@ -238,7 +336,10 @@ def measure(threads=None):
         launch_overhead_us=launch_overhead_us(max_threads),
         latency_ns={"L3": load_latency_ns(caches["L3"] // 4),
                     "memory": load_latency_ns(256 << 20)},
-        measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        extra={"dense_gflops": {t: dense_gflops(t, caches["L3"]) for t in counts},
+               "spmm_gflops": {t: spmm_gflops(t, caches["L2"]) for t in counts},
+               "spmm_l3_gflops": {t: spmm_gflops(t, caches["L3"]) for t in counts}})
 
 
 def cache_dir():

@@ -60,6 +60,11 @@ def label_of(times, order):
     return min(times, key=times.get)
 
 
+def single_vector_times(times):
+    """The "kernel@threads" entries of a record's times (k > 1 keys carry "@kK")."""
+    return {k: v for k, v in times.items() if k.count("@") <= 1}
+
+
 def dataset(records, order, use_profile=False):
     """X (n, d), y (n,) labels, groups (n,) families, kept record list."""
     X, y, groups, kept = [], [], [], []
@@ -70,7 +75,7 @@ def dataset(records, order, use_profile=False):
         if use_profile and not rec.get("profile"):
             continue
         X.append(feature_vector(rec["features"], rec["threads"], rec.get("profile"), names))
-        y.append(label_of(rec["times"], order))
+        y.append(label_of(single_vector_times(rec["times"]), order))
         groups.append(family)
         kept.append((matrix, family, rec))
     return np.array(X), np.array(y), np.array(groups), kept

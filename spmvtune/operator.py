@@ -63,6 +63,12 @@ class SpMVOperator:
     and contiguity of ``x``; the fast path is a C-contiguous 1-D ``x`` of
     ``dtype``.  Not safe to call from several Python threads at once
     (kernels keep scratch buffers).
+
+    Many right-hand sides: ``op(X)`` with a 2-D ``X`` of shape (n_cols, k) is
+    ``op.matmat(X)``, ``Y = A @ X`` of shape (n_rows, k).  Kernels built for
+    it (``max_vectors`` > 1, chosen by ``select_kernel(A, n_vectors=k)``)
+    read the matrix once for all k columns of a C-contiguous (row-major)
+    ``X``; a single-vector kernel runs once per column.
     """
 
     def __init__(self, kernel, shape, prepared, threads, setup_seconds, nnz, dtype=np.float64,
@@ -81,6 +87,8 @@ class SpMVOperator:
         self._args = prepared.args
         self._args_by_dtype = {self.dtype: prepared.args}
         self._m, self._n = shape
+        self.max_vectors = 1
+        self.n_vectors = 1
         self.selection_seconds = 0.0
         self.decision = None
         self.bottlenecks = ()
@@ -99,6 +107,8 @@ class SpMVOperator:
                 f"setup_seconds={self.setup_seconds:.3g})")
 
     def __call__(self, x):
+        if getattr(x, "ndim", 1) == 2:
+            return self.matmat(x)
         return self.matvec(x)
 
     def matvec(self, x, out=None):
@@ -208,6 +218,40 @@ class SpMVOperator:
         T._transpose = self
         return T
 
+
+    def matmat(self, X, out=None):
+        """Y = A @ X.  X: (n_cols, k); the fast path is a C-contiguous X of the
+        operator's dtype (others follow NumPy's promotion, as ``matvec``).
+        out: optional (n_rows, k) C-contiguous array of the result's type to
+        write into; it must not overlap X.  Kernels built for many vectors
+        read the matrix once for all k columns; others run once per column."""
+        if type(X) is not np.ndarray:
+            X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] != self._n:
+            raise ValueError(f"X must have shape ({self._n}, k), got {X.shape}")
+        r = result_dtype(self.dtype, X.dtype)
+        k = X.shape[1]
+        if out is None:
+            out = np.empty((self._m, k), r)
+        elif (type(out) is not np.ndarray or out.dtype != r or out.shape != (self._m, k)
+              or not out.flags.c_contiguous or not out.flags.writeable):
+            raise ValueError(f"out must be a writeable C-contiguous {r.name} array of shape "
+                             f"({self._m}, {k}) (the type of A @ X)")
+        elif np.may_share_memory(X, out):
+            raise _overlap()
+        if k == 0:
+            return out
+        if r == self.dtype and (1 < k <= self.max_vectors or (k == 1 and self.max_vectors > 1)):
+            self._run(*self._args, np.ascontiguousarray(X, dtype=r), out)
+            return out
+        x = np.empty(self._n, X.dtype)          # one column at a time, through matvec
+        y = np.empty(self._m, r)
+        for j in range(k):
+            x[:] = X[:, j]
+            self.matvec(x, out=y)
+            out[:, j] = y
+        return out
+
     def as_linear_operator(self):
         """A ``scipy.sparse.linalg.LinearOperator`` (for cg, gmres, lsqr, lsmr,
         bicg, qmr, eigsh, ...): ``matvec`` is ``A x``, ``rmatvec`` the adjoint
@@ -218,7 +262,8 @@ class SpMVOperator:
         operations and take the cores the product needs."""
         from scipy.sparse.linalg import LinearOperator
         return LinearOperator(self.shape, matvec=lambda v: self.matvec(np.ravel(v)),
-                              rmatvec=lambda v: self.rmatvec(np.ravel(v)), dtype=self.dtype)
+                              rmatvec=lambda v: self.rmatvec(np.ravel(v)), matmat=self.matmat,
+                              dtype=self.dtype)
 
 
 def _self_transposed(csr):
@@ -226,6 +271,7 @@ def _self_transposed(csr):
     hermitian with real values)."""
     return csr.symmetry == "symmetric" or (csr.symmetry == "hermitian"
                                            and csr.data.dtype.kind != "c")
+
 
 
 def single_threaded_blas():
@@ -269,5 +315,7 @@ def build_operator(csr, kernel, threads, options=None, wide_indices=False):
     except KernelUnusable as exc:
         raise KernelUnusable(f"kernel {spec.name!r} cannot run this matrix: {exc}") from None
     extra = 0 if spec.shares_input and shares_input(csr, wide_indices) else prepared.nbytes
-    return SpMVOperator(spec.name, csr.shape, prepared, threads, time.perf_counter() - t0, csr.nnz,
-                        csr.data.dtype, extra, (csr, "transpose"))
+    op = SpMVOperator(spec.name, csr.shape, prepared, threads, time.perf_counter() - t0, csr.nnz,
+                      csr.data.dtype, extra, (csr, "transpose"))
+    op.max_vectors = spec.max_vectors
+    return op

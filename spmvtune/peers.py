@@ -2,7 +2,9 @@
 
 SciPy's ``A @ x`` (single-threaded ``csr_matvec``) and Intel MKL's sparse BLAS
 through ctypes: plain CSR (``mkl_sparse_d_mv`` on a fresh handle) and
-Inspector-Executor (``mkl_sparse_set_mv_hint`` + ``mkl_sparse_optimize``).
+Inspector-Executor (``mkl_sparse_set_mv_hint`` + ``mkl_sparse_optimize``);
+for many right-hand sides ``Y = A X`` (row-major ``X``), ``mkl_sparse_d_mm``
+with ``mkl_sparse_set_mm_hint``.
 MKL comes from the ``mkl`` wheel (``pip install spmvtune[peers]``); where it
 is absent :func:`mkl_available` says why.
 """
@@ -18,6 +20,7 @@ _SPARSE_MATRIX_TYPE_GENERAL = 20
 _SPARSE_INDEX_BASE_ZERO = 0
 _SPARSE_FILL_MODE_FULL = 42
 _SPARSE_DIAG_NON_UNIT = 50
+_SPARSE_LAYOUT_ROW_MAJOR = 101
 
 
 class _Descr(ctypes.Structure):
@@ -55,6 +58,9 @@ def mkl_library():
                                                 vp, vp, vp, vp]
         lib.mkl_sparse_d_mv.argtypes = [ctypes.c_int, dbl, vp, _Descr, vp, dbl, vp]
         lib.mkl_sparse_set_mv_hint.argtypes = [vp, ctypes.c_int, _Descr, i32]
+        lib.mkl_sparse_d_mm.argtypes = [ctypes.c_int, dbl, vp, _Descr, ctypes.c_int, vp, i32, i32,
+                                        dbl, vp, i32]
+        lib.mkl_sparse_set_mm_hint.argtypes = [vp, ctypes.c_int, _Descr, ctypes.c_int, i32, i32]
         lib.mkl_sparse_optimize.argtypes = [vp]
         lib.mkl_sparse_destroy.argtypes = [vp]
         lib.MKL_Set_Num_Threads.argtypes = [ctypes.c_int]
@@ -70,9 +76,13 @@ def mkl_available():
 class MKLMatrix:
     """An MKL sparse handle for CSR ``A`` (int32 indices); ``optimize=True`` runs the
     Inspector-Executor analysis for ``expected_calls`` products.  ``self(x, y)``
-    computes ``y = A @ x`` with ``threads`` MKL threads."""
+    computes ``y = A @ x`` with ``threads`` MKL threads; ``self.matmat(X, Y)``
+    computes ``Y = A @ X`` for C-contiguous ``X`` (n_cols, k) and ``Y`` (n_rows, k)
+    (``mkl_sparse_d_mm``, row-major).  ``n_vectors``: with ``optimize``, the
+    analysis is for products with that many right-hand sides (mm hint) instead
+    of one (mv hint)."""
 
-    def __init__(self, A, threads, optimize=False, expected_calls=1000):
+    def __init__(self, A, threads, optimize=False, expected_calls=1000, n_vectors=1):
         lib = mkl_library()
         if lib is None:
             raise RuntimeError(_why_not)
@@ -89,8 +99,14 @@ class MKLMatrix:
             ip, ip + 4, self._indices.ctypes.data, self._data.ctypes.data), "create_csr")
         if optimize:
             lib.MKL_Set_Num_Threads(threads)
-            self._check(lib.mkl_sparse_set_mv_hint(self._handle, _SPARSE_OPERATION_NON_TRANSPOSE,
-                                                   _GENERAL, expected_calls), "set_mv_hint")
+            if n_vectors > 1:
+                self._check(lib.mkl_sparse_set_mm_hint(
+                    self._handle, _SPARSE_OPERATION_NON_TRANSPOSE, _GENERAL,
+                    _SPARSE_LAYOUT_ROW_MAJOR, int(n_vectors), expected_calls), "set_mm_hint")
+            else:
+                self._check(lib.mkl_sparse_set_mv_hint(
+                    self._handle, _SPARSE_OPERATION_NON_TRANSPOSE, _GENERAL, expected_calls),
+                    "set_mv_hint")
             self._check(lib.mkl_sparse_optimize(self._handle), "optimize")
 
     @staticmethod
@@ -102,6 +118,14 @@ class MKLMatrix:
         self._lib.MKL_Set_Num_Threads(self.threads)
         self._check(self._lib.mkl_sparse_d_mv(_SPARSE_OPERATION_NON_TRANSPOSE, 1.0, self._handle,
                                               _GENERAL, x.ctypes.data, 0.0, y.ctypes.data), "d_mv")
+
+    def matmat(self, X, Y):
+        """Y = A @ X; X (n_cols, k) and Y (n_rows, k) C-contiguous float64."""
+        k = X.shape[1]
+        self._lib.MKL_Set_Num_Threads(self.threads)
+        self._check(self._lib.mkl_sparse_d_mm(_SPARSE_OPERATION_NON_TRANSPOSE, 1.0, self._handle,
+                                              _GENERAL, _SPARSE_LAYOUT_ROW_MAJOR, X.ctypes.data,
+                                              k, k, 0.0, Y.ctypes.data, k), "d_mm")
 
     def __del__(self):
         if getattr(self, "_handle", None) and self._handle.value:

@@ -25,6 +25,13 @@ for a transpose.
 
 ``transpose=True`` selects for ``y = A^T x`` (:mod:`spmvtune.transpose`): on
 a CSR copy of A^T when the memory budget allows, else by scattering from A.
+``cache=False``.
+
+Many right-hand sides (``n_vectors=k`` > 1, ``Y = A X``): the candidates are
+the kernels that serve k vectors (``KernelSpec.serves``: the many-vector
+kernels and the dense fallback ``dense_mm``), ranked by the cost model at k
+and timed with an (n_cols, k) ``X``; speedups count against ``spmm_csr``.
+With k = 1 the single-vector pool is chosen from, as before.
 """
 import time
 
@@ -52,11 +59,18 @@ MARGIN = 0.10
 FEATURE_SHARE = 0.3
 #: Timing rounds of the check (after one warm-up call each).
 CHECK_ROUNDS = 4
+#: The reference of speedups for k > 1 right-hand sides.
+BASELINE_MANY = "spmm_csr"
+
+
+def baseline_for(n_vectors):
+    """The kernel speedups and fallbacks count against for ``n_vectors`` vectors."""
+    return BASELINE if n_vectors == 1 else BASELINE_MANY
 
 
 def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=None,
                   options=None, cache=True, wide_indices=False, max_extra_bytes=None,
-                  transpose=False):
+                  transpose=False, n_vectors=1):
     """Prepare ``A`` for repeated ``y = A @ x`` and return an :class:`SpMVOperator`.
 
     A: any scipy.sparse matrix or array (converted once to canonical CSR;
@@ -80,6 +94,10 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
         or, when that copy would exceed ``max_extra_bytes``, the operator
         scatters from A's CSR (kernel ``csr_scatter_t``, no copy).  The
         operator's shape is then (n_cols, n_rows).
+    n_vectors: right-hand sides per product the selection is for (k): with
+        k > 1 the operator's ``op(X)`` / ``op.matmat(X)`` takes a C-contiguous
+        ``X`` of shape (n_cols, k) and reads the matrix once for all k
+        columns (``op(x)`` with a 1-D ``x`` still works).
     Raises ValueError for bad arguments and :class:`~spmvtune.pool.KernelUnusable`
     when a forced kernel cannot represent A (or does not run its value type).
     """
@@ -94,6 +112,10 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
                                         or max_extra_bytes < 0):
         raise ValueError(f"max_extra_bytes must be a non-negative int or None, "
                          f"got {max_extra_bytes!r}")
+    if (isinstance(n_vectors, bool) or not isinstance(n_vectors, (int, np.integer))
+            or n_vectors < 1):
+        raise ValueError(f"n_vectors must be a positive int, got {n_vectors!r}")
+    n_vectors = int(n_vectors)
     csr = as_canonical_csr(A)
     threads = check_threads(threads)
     if kernel is not None:
@@ -101,7 +123,7 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
     elif options:
         raise ValueError("options apply to a forced kernel; pass kernel= too")
     kwargs = dict(expected_calls=expected_calls, mode=mode, threads=threads, kernel=kernel,
-                  options=options, cache=cache, wide_indices=wide_indices)
+                  options=options, cache=cache, wide_indices=wide_indices, n_vectors=n_vectors)
     if transpose:
         op = _select_transposed(csr, max_extra_bytes, **kwargs)
     else:
@@ -142,15 +164,17 @@ def _select_transposed(csr, max_extra_bytes, **kw):
 
 
 def _select(csr, *, expected_calls, mode, threads, kernel, options, cache, wide_indices,
-            max_extra_bytes, transpose=False):
+            max_extra_bytes, transpose=False, n_vectors=1):
     t0 = time.perf_counter()
+    baseline = baseline_for(n_vectors)
     wide_indices = wide_indices or _wide_to_fit(csr, max_extra_bytes)
     if kernel is not None:
         spec = get_kernel(kernel)
         decision = Decision.make(kernel, spec.threads_for(threads), options, source="forced")
         ops = {}
     else:
-        sel = _Selection(csr, threads, expected_calls, max_extra_bytes, wide_indices, transpose)
+        sel = _Selection(csr, threads, expected_calls, max_extra_bytes, wide_indices, transpose,
+                         n_vectors)
         decision = sel.decide(mode, cache)
         ops = sel.ops
     selection = time.perf_counter() - t0
@@ -172,16 +196,18 @@ def _select(csr, *, expected_calls, mode, threads, kernel, options, cache, wide_
             sel.forget_cached(mode)
             return _select(csr, expected_calls=expected_calls, mode=mode, threads=threads,
                            kernel=None, options=None, cache=cache, wide_indices=wide_indices,
-                           max_extra_bytes=max_extra_bytes, transpose=transpose)
-        decision = Decision(BASELINE, decision.threads, (), decision.bottlenecks, 1.0, None,
+                           max_extra_bytes=max_extra_bytes, transpose=transpose,
+                           n_vectors=n_vectors)
+        decision = Decision(baseline, decision.threads, (), decision.bottlenecks, 1.0, None,
                             f"{decision.kernel} unusable here; baseline")
-        op = build_operator(csr, BASELINE, decision.threads, None, wide_indices)
+        op = build_operator(csr, baseline, decision.threads, None, wide_indices)
     op.decision = decision
+    op.n_vectors = n_vectors
     op.selection_seconds = selection
     op.bottlenecks = tuple(decision.bottlenecks)
     op.predicted_speedup = decision.predicted_speedup
     op.selection_source = decision.source
-    op.break_even_calls = _break_even(op, decision, csr)
+    op.break_even_calls = _break_even(op, decision, csr, n_vectors)
     return op
 
 
@@ -203,7 +229,8 @@ class _Selection:
     """One selection: the matrix, the budget, and what was prepared on the way
     (``ops``: {(kernel, threads): operator}, reused when chosen)."""
 
-    def __init__(self, csr, max_threads, expected_calls, max_extra_bytes, wide, transpose=False):
+    def __init__(self, csr, max_threads, expected_calls, max_extra_bytes, wide, transpose=False,
+                 n_vectors=1):
         from .costmodel import current_cost_model
         from .machine import machine_profile
         self.csr = csr
@@ -216,6 +243,8 @@ class _Selection:
         self.machine = machine_profile()
         self.model = current_cost_model()
         self.ops = {}
+        self.k = n_vectors
+        self.baseline = baseline_for(n_vectors)
 
     # -- the features ladder ---------------------------------------------------------
 
@@ -226,14 +255,19 @@ class _Selection:
         return cheap_features(self.csr, self.machine.caches, self.max_threads)
 
     def features(self):
-        from .features import structural_features
-        return structural_features(self.csr, caches=self.machine.caches, threads=self.max_threads)
+        from .features import structural_features, vector_features
+        f = structural_features(self.csr, caches=self.machine.caches, threads=self.max_threads)
+        if self.k > 1:
+            f.update(vector_features(self.csr))
+        return f
 
     def specs(self, f):
-        """Kernel specs allowed by the memory budget."""
+        """Kernel specs that serve k vectors, allowed by the memory budget."""
         from .pool.indices import shares_input
         out = []
         for spec in kernel_specs():
+            if not spec.serves(self.k):
+                continue
             if self.max_extra_bytes is not None:
                 extra = 0 if spec.shares_input and shares_input(self.csr, self.wide) else spec.storage(f)
                 if extra > self.max_extra_bytes:
@@ -244,13 +278,13 @@ class _Selection:
     def ranked(self, f, kernels=None):
         specs = [s for s in self.specs(f) if kernels is None or s.name in kernels]
         return self.model.rank(f, self.machine, specs, thread_candidates(self.max_threads),
-                               self.max_threads)
+                               self.max_threads, self.k)
 
     def base_time(self, f, ranked):
         """Predicted seconds of the baseline at its best thread count."""
-        times = [t for t, k, _ in ranked if k == BASELINE]
-        return min(times) if times else self.model.predict(get_kernel(BASELINE), f, 1, self.machine,
-                                                            self.max_threads)
+        times = [t for t, k, _ in ranked if k == self.baseline]
+        return min(times) if times else self.model.predict(get_kernel(self.baseline), f, 1,
+                                                            self.machine, self.max_threads, self.k)
 
     # -- decisions --------------------------------------------------------------------
 
@@ -262,15 +296,16 @@ class _Selection:
     def decide(self, mode, cache):
         if self.expected_calls is not None and self.expected_calls < MIN_CALLS:
             f = self.cheap_features()
-            best = self.ranked(f, {BASELINE})[0]
-            return Decision(BASELINE, best[2], source=f"expected_calls < {MIN_CALLS}: no selection",
+            best = self.ranked(f, {self.baseline})[0]
+            return Decision(self.baseline, best[2],
+                            source=f"expected_calls < {MIN_CALLS}: no selection",
                             predicted_speedup=1.0, predicted_seconds=best[0])
         store = key = None
         if cache:
             from .tuning_cache import TuningCache, decision_key
             store = TuningCache()
             key = decision_key(self.csr, self.max_threads, mode, self.max_extra_bytes,
-                               self.transpose)
+                               self.transpose, self.k)
             hit = store.get_decision(key, self.max_threads)
             if hit is not None:
                 return self.afford(hit.but(source="cache"))
@@ -287,16 +322,18 @@ class _Selection:
         if feature_seconds(self.csr) > FEATURE_SHARE * self.horizon * t_base:
             # the features cannot repay themselves: decide from the size alone
             t, kernel, threads = next(r for r in ranked0 if get_kernel(r[1]).shares_input
-                                      or r[1] == BASELINE)
+                                      or r[1] == self.baseline)
             return self._predicted_decision(t, kernel, threads, t_base, (),
                                             "auto (size only: product too cheap to analyse)")
         f = self.features()
         ranked = self.ranked(f)
         t_base = self.base_time(f, ranked)
         bottlenecks = _bottlenecks(f, self.max_threads)
+        from .costmodel import pair_key
         timed = plan_check(ranked, t_base, self.horizon,
                            lambda k: self.model.predict_setup(get_kernel(k), f, t_base),
-                           lambda k, t: self.model.error.get(f"{k}@{t}", 0.0))
+                           lambda k, t: self.model.error.get(pair_key(k, t, self.k), 0.0),
+                           baseline=self.baseline)
         if not timed:
             t, kernel, threads = ranked[0]
             return self._predicted_decision(t, kernel, threads, t_base, bottlenecks,
@@ -307,7 +344,7 @@ class _Selection:
             return self._predicted_decision(t, kernel, threads, t_base, bottlenecks,
                                             "auto (predicted)")
         (kernel, threads), t = min(measured.items(), key=lambda kv: kv[1])
-        base_t = min((v for (k, _), v in measured.items() if k == BASELINE), default=t)
+        base_t = min((v for (k, _), v in measured.items() if k == self.baseline), default=t)
         return Decision(kernel, threads, (), bottlenecks, base_t / t, t,
                         f"auto (predicted; {len(measured)} pairs timed)")
 
@@ -323,6 +360,8 @@ class _Selection:
                                         _bottlenecks(f, self.max_threads), "predicted")
 
     def _profile(self):
+        if self.k > 1:
+            return self._predicted().but(source="profile (k > 1: predicted)")
         from .analysis import analyze
         res = analyze(self.csr, threads=self.max_threads, profile=True, machine=self.machine)
         return Decision(res.recommended, get_kernel(res.recommended).threads_for(
@@ -330,6 +369,8 @@ class _Selection:
             "profile (rule)")
 
     def _features(self):
+        if self.k > 1:
+            return self._predicted().but(source="features (k > 1: predicted)")
         from .model import current_model, feature_vector
         model = current_model()
         f = self.features()
@@ -350,7 +391,7 @@ class _Selection:
                  for t in sorted({s.threads_for(t) for t in thread_candidates(self.max_threads)})]
         measured = self.time_pairs(pairs)
         (kernel, threads), t = min(measured.items(), key=lambda kv: kv[1])
-        base_t = min((v for (k, _), v in measured.items() if k == BASELINE), default=t)
+        base_t = min((v for (k, _), v in measured.items() if k == self.baseline), default=t)
         return Decision(kernel, threads, (), _bottlenecks(f, self.max_threads), base_t / t, t,
                         "exhaustive")
 
@@ -359,9 +400,15 @@ class _Selection:
     def time_pairs(self, pairs):
         """{(kernel, threads): median seconds} of the usable pairs, timed side by
         side (interleaved rounds); the operators are kept in ``self.ops``."""
+        from .pool.dense_mm import BLAS_SPIN_SECONDS
         from .timing import interleaved_medians
-        x = np.ones(self.csr.shape[1], self.csr.data.dtype)
-        y = np.empty(self.csr.shape[0], self.csr.data.dtype)
+        dtype = self.csr.data.dtype
+        if self.k > 1:
+            x = np.ones((self.csr.shape[1], self.k), dtype)
+            y = np.empty((self.csr.shape[0], self.k), dtype)
+        else:
+            x = np.ones(self.csr.shape[1], dtype)
+            y = np.empty(self.csr.shape[0], dtype)
         for kernel, threads in pairs:
             if (kernel, threads) in self.ops:
                 continue
@@ -371,15 +418,19 @@ class _Selection:
             except KernelUnusable:
                 continue
         ops = {p: self.ops[p] for p in pairs if p in self.ops}
-        med = interleaved_medians({p: (lambda op=op: op.matvec(x, out=y)) for p, op in ops.items()},
-                                  repeats=CHECK_ROUNDS, warmup=1)
+        run = "matmat" if self.k > 1 else "matvec"
+        # BLAS threads spin after a call, on the cores the next contestant needs
+        settle = {p: BLAS_SPIN_SECONDS for p in ops if get_kernel(p[0]).balance == "blas"}
+        med = interleaved_medians({p: (lambda f=getattr(op, run): f(x, out=y))
+                                   for p, op in ops.items()},
+                                  repeats=CHECK_ROUNDS, warmup=1, settle=settle)
         return med
 
     # -- budget ----------------------------------------------------------------------
 
     def afford(self, decision):
         """The baseline instead, when ``expected_calls`` cannot repay the setup."""
-        if self.expected_calls is None or decision.kernel == BASELINE:
+        if self.expected_calls is None or decision.kernel == self.baseline:
             return decision
         if (decision.kernel, decision.threads) in self.ops:
             return decision                            # already prepared: nothing more to pay
@@ -387,23 +438,24 @@ class _Selection:
         t_sel = decision.predicted_seconds
         f = self.cheap_features()
         if t_sel is None:
-            t_sel = self.model.predict(get_kernel(BASELINE), f, decision.threads, self.machine,
-                                       self.max_threads) / max(gain, 1e-6)
+            t_sel = self.model.predict(get_kernel(self.baseline), f, decision.threads, self.machine,
+                                       self.max_threads, self.k) / max(gain, 1e-6)
         setup = self.model.predict_setup(get_kernel(decision.kernel), f, t_sel * gain)
         if gain <= 1.0 or self.expected_calls * t_sel * (gain - 1.0) < setup:
-            return Decision(BASELINE, decision.threads, (), decision.bottlenecks, 1.0, None,
+            return Decision(self.baseline, decision.threads, (), decision.bottlenecks, 1.0, None,
                             f"{self.expected_calls} calls cannot repay the setup of "
                             f"{decision.kernel}")
         return decision
 
 
-def plan_check(ranked, t_base, horizon, setup_seconds, rel_error):
+def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASELINE):
     """The (kernel, threads) pairs ``auto`` times, or [] to trust the prediction.
 
     ranked: [(predicted seconds, kernel, threads)] fastest first; t_base: the
     baseline's predicted seconds; horizon: products the selection must be
     repaid within; setup_seconds(kernel) and rel_error(kernel, threads): the
-    cost model's setup estimate and median relative error.
+    cost model's setup estimate and median relative error; baseline: the
+    kernel always timed beside the candidates (``spmm_csr`` for k > 1).
 
     Timed: the pairs predicted within MARGIN (plus the best pair's model
     error) of the best, at most MAX_TIMED, and the baseline at its best thread
@@ -415,7 +467,7 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error):
     best_t, best_k, best_threads = ranked[0]
     margin = MARGIN + rel_error(best_k, best_threads)
     near = [(k, t) for p, k, t in ranked if p <= best_t * (1.0 + margin)][:MAX_TIMED]
-    base = next(((k, t) for _, k, t in ranked if k == BASELINE), None)
+    base = next(((k, t) for _, k, t in ranked if k == baseline), None)
     timed = list(dict.fromkeys(near + ([base] if base else [])))
     if len(timed) < 2:
         return []
@@ -438,17 +490,18 @@ def _bottlenecks(f, threads):
     return tuple(holding(scores_from_features(f, threads)))
 
 
-def _break_even(op, decision, csr):
+def _break_even(op, decision, csr, n_vectors=1):
     """Calls after which selection + setup are repaid (0 for the baseline,
     inf when no gain is predicted)."""
     gain = decision.predicted_speedup
-    if decision.kernel == BASELINE and decision.source != "forced":
+    if decision.kernel == baseline_for(n_vectors) and decision.source != "forced":
         return 0.0
     if not gain or gain <= 1.0:
         return float("inf")
     t_sel = decision.predicted_seconds
     if t_sel is None:
         from .machine import machine_profile
-        t_sel = machine_profile().product_seconds(csr.nnz, *csr.shape, op.threads) / gain
+        t_sel = (machine_profile().product_seconds(csr.nnz * n_vectors, *csr.shape, op.threads)
+                 / gain)
     saving = t_sel * (gain - 1.0)
     return (op.selection_seconds + op.setup_seconds) / saving

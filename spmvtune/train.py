@@ -107,6 +107,45 @@ def _grid(scale=1.0):
     yield from _grid_by_class(s)
 
 
+def pruned_matrices(scale=1.0, seeds=(0,)):
+    """Pruned weight matrices of :mod:`spmvtune.generate` at the sizes of real
+    layers (several hundred thousand to ~10 million nonzeros), for timing the
+    many-vector kernels and the dense crossover: (name, family, build) triples."""
+    def s(v):
+        return max(int(v * scale), 16)
+    g = generate
+    out = []
+    for m, n in ((512, 512), (1024, 1024), (2048, 2048), (4096, 4096), (1024, 4096),
+                 (4096, 1024), (2048, 8192)):
+        for sparsity in (0.5, 0.7, 0.8, 0.9, 0.95, 0.99):
+            if m * n * (1 - sparsity) <= 10_000_000:
+                out.append((f"unstructured_{m}x{n}_{sparsity}", "pruned_unstructured",
+                            lambda seed, m=m, n=n, sp=sparsity: g.pruned_unstructured(
+                                s(m), s(n), sp, seed=seed)))
+    for block in ((4, 4), (8, 1), (1, 8), (2, 2)):
+        for sparsity in (0.75, 0.9):
+            out.append((f"blocks{block[0]}x{block[1]}_2048_{sparsity}", "pruned_blocks",
+                        lambda seed, b=block, sp=sparsity: g.pruned_blocks(
+                            s(2048), s(2048), sp, block=b, seed=seed)))
+    for n in (1024, 4096):
+        out.append((f"nm2_4_{n}", "pruned_nm", lambda seed, n=n: g.pruned_nm(s(n), s(n), seed=seed)))
+    for sparsity in (0.0, 0.8):
+        out.append((f"channels_2048_{sparsity}", "pruned_channels",
+                    lambda seed, sp=sparsity: g.pruned_channels(s(2048), s(2048), 0.5, 0.5, sp,
+                                                                seed=seed)))
+    for levels in (16, 256):
+        out.append((f"quantized{levels}_2048_0.9", "pruned_quantized",
+                    lambda seed, lv=levels: g.pruned_unstructured(s(2048), s(2048), 0.9, seed=seed,
+                                                                   levels=lv)))
+        out.append((f"quantized{levels}_blocks4x4_2048_0.9", "pruned_quantized",
+                    lambda seed, lv=levels: g.pruned_blocks(s(2048), s(2048), 0.9, seed=seed,
+                                                            levels=lv)))
+    for name, family, make in out:
+        for seed in seeds:
+            yield (name if seed == seeds[0] else f"{name}_s{seed}", family,
+                   (lambda m=make, sd=seed: m(sd)))
+
+
 def _grid_by_class(s):
     """More matrices where the first grid was thin: thread imbalance (one row
     holding over half the work, at sizes where two threads are used) and
@@ -205,7 +244,7 @@ GROUP_BYTES = 4 << 30
 
 
 def measure_matrix(A, threads, repeats=7, min_seconds=0.0, kernels=None,
-                   batch_seconds=STABLE_BATCH_SECONDS, profile=True):
+                   batch_seconds=STABLE_BATCH_SECONDS, profile=True, vectors=(1,)):
     """Record of one matrix: features, the micro-profile and the rule's pick,
     and the median seconds and setup of every usable (kernel, threads) pair.
 
@@ -214,26 +253,63 @@ def measure_matrix(A, threads, repeats=7, min_seconds=0.0, kernels=None,
     that cannot represent A is left out, one that raises or is wrong is
     recorded in ``errors`` and the others go on.  Times come from interleaved
     rounds of calibrated batches (:func:`spmvtune.timing.interleaved_samples`).
-    Keys of ``times`` and ``setup`` are "kernel@threads".
+    vectors: right-hand sides per product to time (1: y = A x with the
+    single-vector pool; k > 1: Y = A X with the kernels serving k, anchored
+    on ``spmm_csr``).  Keys of ``times`` are "kernel@threads" for one vector
+    and "kernel@threads@kK" for k (:func:`spmvtune.costmodel.pair_key`; k a
+    power of two up to 256 keeps its own coefficients), of ``setup`` "kernel@threads".
     """
     from .analysis import analyze
-    from .features import structural_features
+    from .features import structural_features, vector_features
     from .machine import machine_profile
+    from .select import baseline_for
     csr = as_canonical_csr(A)
     machine = machine_profile()
+    vectors = sorted({int(k) for k in vectors})
     f = structural_features(csr, caches=machine.caches, threads=threads)
+    if any(k > 1 for k in vectors):
+        f.update(vector_features(csr))
     res = analyze(csr, threads=threads, profile=profile and csr.nnz > 0, machine=machine)
-    x = np.random.default_rng(0).uniform(-1, 1, csr.shape[1])
-    y = np.empty(csr.shape[0])
     S = sp.csr_array((csr.data, csr.indices, csr.indptr), shape=csr.shape)
+    setup, errors, times, spread = {}, {}, {}, {}
+    for k in vectors:
+        specs = [get_kernel(name) for name in (kernels or kernel_names())]
+        specs = [s for s in specs if s.serves(k) or (k == 1 and s.name == BASELINE)]
+        t, sp_ = _time_pool(csr, S, f, threads, specs, k, baseline_for(k), setup, errors,
+                            repeats, min_seconds, batch_seconds)
+        times.update(t)
+        spread.update(sp_)
+    return {"rows": csr.shape[0], "cols": csr.shape[1], "nnz": csr.nnz, "threads": threads,
+            "features": {k: float(v) for k, v in f.items()},
+            "profile": res.profile, "scores": res.scores, "rule": res.recommended,
+            "rule_threads": res.recommended_threads, "vectors": vectors,
+            "times": times, "spread": spread, "setup": setup, "errors": errors,
+            "timing": {"repeats": repeats, "batch_seconds": batch_seconds}}
+
+
+def _time_pool(csr, S, f, threads, specs, k, baseline, setup, errors, repeats, min_seconds,
+               batch_seconds):
+    """({key: median seconds}, {key: spread}) of every usable pair of ``specs``
+    with k right-hand sides, anchored on ``baseline`` at ``threads``."""
+    from .pool.dense_mm import BLAS_SPIN_SECONDS
+    rng = np.random.default_rng(0)
+    if k == 1:
+        x = rng.uniform(-1, 1, csr.shape[1])
+        y = np.empty(csr.shape[0])
+    else:
+        x = rng.uniform(-1, 1, (csr.shape[1], k))
+        y = np.empty((csr.shape[0], k))
     ref = S @ x
-    specs = [get_kernel(k) for k in (kernels or kernel_names())]
+    check_cols = [0] if k == 1 else sorted({0, k // 2, k - 1})
     pairs = list(dict.fromkeys((s.name, s.threads_for(t)) for s in specs
                                for t in thread_counts(threads)))
-    setup, errors, times, spread = {}, {}, {}, {}
+    times, spread = {}, {}
+
+    def product(op):
+        return (lambda: op.matvec(x, out=y)) if k == 1 else (lambda: op.matmat(x, out=y))
 
     def ready(name, t):
-        key = pair_key(name, t)
+        key = pair_key(name, t, k)
         try:
             op = build_operator(csr, name, t)
         except KernelUnusable:
@@ -242,20 +318,23 @@ def measure_matrix(A, threads, repeats=7, min_seconds=0.0, kernels=None,
             errors[key] = f"{type(exc).__name__}: {exc}"
             return None
         y.fill(np.nan)
-        op.matvec(x, out=y)
-        bad = first_mismatch(y, S, x, ref)
-        if bad is not None:
-            errors[key] = f"wrong result in row {bad}: {y[bad]!r}, SciPy gives {ref[bad]!r}"
-            return None
-        setup[key] = op.setup_seconds
+        product(op)()
+        for c in check_cols:
+            yc, xc, rc = (y, x, ref) if k == 1 else (y[:, c], x[:, c], ref[:, c])
+            bad = first_mismatch(yc, S, xc, rc)
+            if bad is not None:
+                errors[key] = (f"wrong result in row {bad}" + (f", column {c}" if k > 1 else "")
+                               + f": {yc[bad]!r}, SciPy gives {rc[bad]!r}")
+                return None
+        setup[pair_key(name, t)] = op.setup_seconds
         return op
 
-    anchor_key = pair_key(BASELINE, threads)
-    anchor = ready(BASELINE, threads)
+    anchor_key = pair_key(baseline, threads, k)
+    anchor = ready(baseline, threads)
     # groups of pairs whose estimated storage fits GROUP_BYTES, built one group at a time
     groups, size = [[]], 0
     for name, t in pairs:
-        if (name, t) == (BASELINE, threads) or get_kernel(name).refusal(f):
+        if (name, t) == (baseline, threads) or get_kernel(name).refusal(f):
             continue
         est = get_kernel(name).storage(f)
         if groups[-1] and size + est > GROUP_BYTES:
@@ -265,14 +344,17 @@ def measure_matrix(A, threads, repeats=7, min_seconds=0.0, kernels=None,
         size += est
     base_samples = []
     for group in groups:
-        ops = {pair_key(n, t): op for n, t in group if (op := ready(n, t)) is not None}
-        contestants = {key: (lambda op=op: op.matvec(x, out=y)) for key, op in ops.items()}
+        ops = {pair_key(n, t, k): op for n, t in group if (op := ready(n, t)) is not None}
+        contestants = {key: product(op) for key, op in ops.items()}
+        # BLAS threads spin after a call, on the cores the next contestant needs
+        settle = {key: BLAS_SPIN_SECONDS for key, op in ops.items()
+                  if get_kernel(op.kernel).balance == "blas"}
         if anchor is not None:
-            contestants[anchor_key] = lambda: anchor.matvec(x, out=y)
+            contestants[anchor_key] = product(anchor)
         if not contestants:
             continue
         samples = interleaved_samples(contestants, repeats=repeats, min_seconds=min_seconds,
-                                      batch_seconds=batch_seconds)
+                                      batch_seconds=batch_seconds, settle=settle)
         anchor_med = float(np.median(samples[anchor_key])) if anchor is not None else None
         if anchor is not None:
             base_samples += samples[anchor_key]
@@ -286,15 +368,10 @@ def measure_matrix(A, threads, repeats=7, min_seconds=0.0, kernels=None,
         del ops, contestants                  # free this group's storage
     if anchor is not None:
         t_anchor = float(np.median(base_samples))
-        times = {k: v * t_anchor for k, v in times.items()}
+        times = {key: v * t_anchor for key, v in times.items()}
         times[anchor_key] = t_anchor
         spread[anchor_key] = relative_spread(base_samples)
-    return {"rows": csr.shape[0], "cols": csr.shape[1], "nnz": csr.nnz, "threads": threads,
-            "features": {k: float(v) for k, v in f.items()},
-            "profile": res.profile, "scores": res.scores, "rule": res.recommended,
-            "rule_threads": res.recommended_threads,
-            "times": times, "spread": spread, "setup": setup, "errors": errors,
-            "timing": {"repeats": repeats, "batch_seconds": batch_seconds}}
+    return times, spread
 
 
 class ResultsStore:
@@ -329,6 +406,36 @@ class ResultsStore:
     def done(self, matrix):
         with self._con() as con:
             return con.execute("SELECT 1 FROM results WHERE matrix = ?", (matrix,)).fetchone() is not None
+
+    def get(self, matrix):
+        """The stored record of ``matrix``, or None."""
+        with self._con() as con:
+            row = con.execute("SELECT record FROM results WHERE matrix = ?", (matrix,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def missing(self, matrix, vectors):
+        """The right-hand side counts of ``vectors`` not yet measured for ``matrix``
+        (a failed matrix counts as done; records before k > 1 hold k = 1)."""
+        rec = self.get(matrix)
+        if rec is None:
+            return sorted(set(vectors))
+        if "times" not in rec:
+            return []
+        return sorted(set(vectors) - set(rec.get("vectors", [1])))
+
+    def merge(self, matrix, family, record):
+        """Store ``record``, keeping what an earlier record of ``matrix`` measured
+        at other right-hand side counts."""
+        old = self.get(matrix)
+        if old is not None and "times" in old and "times" in record:
+            merged = dict(old)
+            for key in ("times", "spread", "setup", "errors", "features"):
+                merged[key] = {**old.get(key, {}), **record.get(key, {})}
+            merged["vectors"] = sorted(set(old.get("vectors", [1])) | set(record["vectors"]))
+            if record.get("profile"):
+                merged.update({k: record[k] for k in ("profile", "scores", "rule", "rule_threads")})
+            record = merged
+        self.put(matrix, family, record)
 
     def put(self, matrix, family, record):
         with self._con() as con:
@@ -379,15 +486,25 @@ def sweep(items, store, threads, progress=None, max_nnz=None, scheduler=None, ti
     the Dask cluster at ``scheduler`` (builders must then be picklable by
     cloudpickle and matrix files readable on the workers).
 
+    timing: keyword arguments of :func:`measure_matrix`; its ``vectors``
+    (default (1,)) are the right-hand side counts to time: a matrix already
+    measured at some of them is measured at the others only (without the
+    micro-profile when k = 1 is done) and its record merged.
     Every record, failures included, is committed as soon as it arrives, so a
     rerun moves on.  Returns (measured, skipped, failed) counts."""
     items = list(items)
-    todo = [it for it in items if not store.done(it[0])]
+    timing = dict(timing or {})
+    vectors = tuple(timing.pop("vectors", (1,)))
+    todo = []
+    for name, family, builder in items:
+        missing = store.missing(name, vectors)
+        if missing:
+            todo.append((name, family, builder,
+                         {**timing, "vectors": tuple(missing), "profile": 1 in missing}))
     skipped = len(items) - len(todo)
     measured = failed = 0
-    for i, (name, family, record) in enumerate(_measured(todo, threads, max_nnz, scheduler, timing),
-                                               1):
-        store.put(name, family, record)
+    for i, (name, family, record) in enumerate(_measured(todo, threads, max_nnz, scheduler), 1):
+        store.merge(name, family, record)
         if "error" in record:
             failed += 1
         else:
@@ -397,9 +514,9 @@ def sweep(items, store, threads, progress=None, max_nnz=None, scheduler=None, ti
     return measured, skipped, failed
 
 
-def _measured(todo, threads, max_nnz, scheduler, timing):
+def _measured(todo, threads, max_nnz, scheduler):
     if scheduler is None:
-        for name, family, builder in todo:
+        for name, family, builder, timing in todo:
             yield measure_item(name, family, builder, threads, max_nnz, timing)
         return
     try:
@@ -414,7 +531,7 @@ def _measured(todo, threads, max_nnz, scheduler, timing):
     try:
         futures = {client.submit(measure_on_worker, name, family, builder, threads, max_nnz,
                                  timing, key=f"spmvtune-train-{i}", pure=False): (name, family)
-                   for i, (name, family, builder) in enumerate(todo)}
+                   for i, (name, family, builder, timing) in enumerate(todo)}
         for fut in as_completed(futures):
             name, family = futures[fut]
             try:

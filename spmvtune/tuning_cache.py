@@ -41,17 +41,20 @@ def matrix_fingerprint(csr):
     return h.hexdigest()
 
 
-def decision_key(csr, threads, mode, max_extra_bytes=None, transpose=False):
+def decision_key(csr, threads, mode, max_extra_bytes=None, transpose=False, n_vectors=1):
     """Also keyed by the value type, the transpose flag (``csr`` is then the
-    CSR of A^T), the memory budget and the selector's revision: a decision
-    made by older selection logic is not reused (``decision.SELECTOR_REVISION``)."""
+    CSR of A^T), the memory budget, the right-hand sides per product (k > 1
+    only, so single-vector keys are unchanged) and the selector's revision: a
+    decision made by older selection logic is not reused
+    (``decision.SELECTOR_REVISION``)."""
     from . import __version__
     from .decision import SELECTOR_REVISION
     from .machine import machine_fingerprint
     budget = "" if max_extra_bytes is None else f":b{int(max_extra_bytes)}"
     kind = np.dtype(csr.data.dtype).name + (":T" if transpose else "")
-    return (f"{matrix_fingerprint(csr)}:{kind}:{machine_fingerprint()}:{threads}:{mode}{budget}:"
-            f"{__version__}:r{SELECTOR_REVISION}")
+    vectors = "" if n_vectors == 1 else f":k{int(n_vectors)}"
+    return (f"{matrix_fingerprint(csr)}:{kind}:{machine_fingerprint()}:{threads}:{mode}{budget}"
+            f"{vectors}:{__version__}:r{SELECTOR_REVISION}")
 
 
 class TuningCache:

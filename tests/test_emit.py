@@ -170,7 +170,7 @@ def test_emit_list_and_errors(tmp_path):
 def test_emitted_source_compiles_without_warnings(kernel, tmp_path):
     src = tmp_path / f"{kernel}.c"
     cases = [({}, None), ({"shape": (1, 3)}, None), ({"value_bytes": 1}, None)]
-    cases += [({"shape": (2, 2), "value_bytes": 1}, d) for d in get_kernel(kernel).dtypes]
+    cases += [({"shape": (2, 2), "value_bytes": 1}, d) for d in c_types(kernel)]
     for info, dtype in cases:
         src.write_text(render(kernel, op=types.SimpleNamespace(info=info), dtype=dtype).source)
         res = subprocess.run([find_compiler(), "-std=c99", "-fopenmp", "-Wall", "-Wextra",
@@ -178,12 +178,18 @@ def test_emitted_source_compiles_without_warnings(kernel, tmp_path):
         assert res.returncode == 0, (dtype, res.stderr)
 
 
+def c_types(kernel):
+    """The value types the kernel's C template runs."""
+    spec = get_kernel(kernel)
+    return spec.c_dtypes or spec.dtypes
+
+
 EMIT_FAMILIES = ["empty_0x5", "empty_rows", "one_dense_row", "wide", "symmetric",
                  "skew_symmetric", "blocks", "stencil"]
 #: complex64 differs from complex128 only by the C type (and conjf): built for a few
 #: kernels here; every kernel x type is compiled with -Werror above.
 COMPLEX64_BUILT = ("csr_balanced", "csr_split", "csr_vi", "bcsr_vi", "csr_sym")
-TYPED = [(k, d) for k in templated_kernels() for d in get_kernel(k).dtypes
+TYPED = [(k, d) for k in templated_kernels() for d in c_types(k)
          if d in ("float32", "complex128") or (d == "complex64" and k in COMPLEX64_BUILT)]
 
 
@@ -207,3 +213,23 @@ def test_a_type_the_kernel_does_not_claim_is_refused(monkeypatch):
     with pytest.raises(ValueError, match="only_f64 runs float64 values, not float32"):
         render("only_f64", dtype=np.float32)
     assert "SPMV_VALUE double" in render("only_f64").source
+
+
+MANY = tuple(k for k in templated_kernels() if spmvtune.pool.get_kernel(k).max_vectors > 1)
+
+
+@pytest.mark.parametrize("kernel", MANY)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_emitted_many_vector_kernel_matches_scipy(kernel, threads):
+    """<prefix>_matmat: Y = A X for row-major X, every family, k around the panel widths."""
+    infos = [{}] + ([{"shape": (2, 1)}, {"shape": (3, 1)}] if "bcsr" in kernel else [])
+    for info in infos:
+        ck = built(kernel, **info)
+        for f in FAMILIES:
+            A = FAMILIES[f]()
+            plan = ck.prepare(A, threads)
+            for k in (1, 5, 16, 21):
+                X = np.random.default_rng(k).uniform(-1, 1, (A.shape[1], k))
+                Y = plan.matmat(X, np.full((A.shape[0], k), np.nan))
+                for j in range(k):
+                    assert_matches(Y[:, j], A, X[:, j], f"{kernel} {info} {f} k={k}")

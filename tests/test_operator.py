@@ -57,8 +57,12 @@ def test_x_conversions(A):
     assert_matches(op(xs), A, xs, "strided x")
     with pytest.raises(ValueError, match="shape"):
         op(np.ones(A.shape[1] + 1))
+    X = np.ones((A.shape[1], 1))                  # 2-D: many right-hand sides (op.matmat)
+    assert_matches(op(X)[:, 0], A, X[:, 0], "one column")
     with pytest.raises(ValueError, match="shape"):
-        op(np.ones((A.shape[1], 1)))
+        op(np.ones((A.shape[1] + 1, 1)))
+    with pytest.raises(ValueError, match="shape"):
+        op(np.ones((A.shape[1], 1, 1)))
     xc = np.ones(A.shape[1]) + 2j                         # real A, complex x: complex y
     assert op(xc).dtype == np.complex128
     np.testing.assert_allclose(op(xc), A @ xc, rtol=1e-12, atol=1e-12)

@@ -2,6 +2,7 @@
 every kernel that claims its value type matches SciPy, forward and transposed."""
 import gzip
 
+import numpy as np
 import pytest
 import scipy.sparse as sp
 
@@ -21,10 +22,16 @@ def _banner(path):
         return f.readline().decode("latin1").lower()
 
 
+#: Kernels that may refuse a matrix (symmetry, distinct values, dense size).
+REFUSING = ("csr_sym", "csr_vi", "csr_vi_prefetch", "csr_delta_vi", "bcsr_vi", "dense_gemv",
+            "spmm_vi", "spmm_bcsr_vi", "dense_mm")
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_every_kernel_on_shared_matrix(path):
     A = spmvtune.load(path)
     x = random_vector(A.shape[1], A.dtype)
+    X = np.stack([random_vector(A.shape[1], A.dtype, seed=s) for s in range(5)], axis=1)
     tried = 0
     kernels = [k for k in spmvtune.kernel_names() if A.dtype.name in get_kernel(k).dtypes]
     for kernel in kernels:
@@ -32,11 +39,15 @@ def test_every_kernel_on_shared_matrix(path):
             try:
                 op = spmvtune.select_kernel(A, kernel=kernel, threads=threads)
             except KernelUnusable as exc:
-                assert kernel in ("csr_sym", "csr_vi", "csr_vi_prefetch", "csr_delta_vi", "bcsr_vi", "dense_gemv"), exc
+                assert kernel in REFUSING, exc
                 continue
             assert_matches(op(x), A, x, f"{path.name}/{kernel}/{threads}")
+            if op.max_vectors > 1:                   # and Y = A X with 5 right-hand sides
+                Y = op(X)
+                for j in range(X.shape[1]):
+                    assert_matches(Y[:, j], A, X[:, j], f"{path.name}/{kernel}/{threads}/X[:, {j}]")
             tried += 1
-    assert tried >= 2 * (len(kernels) - 6)
+    assert tried >= 2 * (len(kernels) - len(REFUSING))
 
 
 @pytest.mark.parametrize("path", [p for p in FILES if " complex " in _banner(p)],

@@ -9,7 +9,13 @@ Contestants: ``scipy`` (``A @ x``, one thread), ``baseline`` (csr_balanced),
 ``selected`` (what ``select_kernel(A)`` picks, with its selection and setup
 cost), optionally every kernel of the pool (the fastest is the *oracle*),
 ``selected_1t`` (selected for one thread), and MKL plain CSR / Inspector-Executor
-when the ``peers`` extra is installed.
+when the ``peers`` extra is installed; with ``Options.dense`` also ``dense``:
+NumPy's BLAS on the dense matrix at the same thread count.
+
+An item with k > 1 ``vectors`` measures ``Y = A X`` (X: (n_cols, k),
+row-major): SciPy's ``A @ X``, ``select_kernel(A, n_vectors=k)``, the
+``spmm_csr`` baseline, MKL's ``mkl_sparse_d_mm`` (plain and with the mm
+hint) and dense ``gemm``; GFLOP/s count 2 nnz k flops.
 """
 import socket
 import time
@@ -24,7 +30,7 @@ from ..io import MatrixLoadError
 OK, FAILED, SKIPPED, TIMEOUT = "ok", "failed", "skipped", "timeout"
 #: A kernel is "correct" (for selection accuracy) within this of the fastest.
 NEAR_BEST = 0.05
-PEERS = ("scipy", "mkl_csr", "mkl_ie", "graphblas")
+PEERS = ("scipy", "mkl_csr", "mkl_ie", "graphblas", "dense")
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class Options:
     max_nnz: int | None = None
     kernels: tuple = field(default_factory=tuple)   # with all_kernels: only these
     dtype: str | None = None        # convert each matrix to this value type first
+    dense: bool = False             # dense BLAS as a peer
+    threshold: float | None = None  # drop |a| <= threshold on load
 
 
 def measure_item(item, opts, phase=None):
@@ -59,8 +67,10 @@ def measure_item(item, opts, phase=None):
         if opts.max_nnz is not None and entries is not None and entries > opts.max_nnz:
             return dict(row, status=SKIPPED, reason=f"{entries} entries > --max-nnz {opts.max_nnz}",
                         nnz=entries, elapsed=time.perf_counter() - t0)
+        if item.vectors > 1:
+            row["vectors"] = item.vectors
         phase("loading the file")
-        A = load_item(item)
+        A = load_item(item, opts.threshold)
         if opts.dtype is not None:
             from ..validate import as_value_type
             A = as_value_type(A, opts.dtype)
@@ -74,7 +84,7 @@ def measure_item(item, opts, phase=None):
         return dict(row, status=SKIPPED, reason=f"{A.nnz} nonzeros > --max-nnz {opts.max_nnz}",
                     elapsed=time.perf_counter() - t0)
     try:
-        row.update(measure_matrix(A, opts, phase))
+        row.update(measure_matrix(A, opts, phase, item.vectors))
     except Exception as exc:          # noqa: BLE001 - a sweep reports and goes on
         return failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     row["elapsed"] = time.perf_counter() - t0
@@ -88,13 +98,28 @@ def base_row(item, opts):
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def measure_matrix(A, opts, phase=None):
+def dense_peer(A, threads):
+    """``fn(x, y)``: y = A x (or Y = A X) by NumPy's BLAS on the dense matrix
+    with ``threads`` BLAS threads, or None when the dense copy is over the
+    dense kernels' limit."""
+    from ..pool.dense import MAX_DENSE_BYTES
+    from ..pool.dense_mm import _product
+    if 8 * A.shape[0] * A.shape[1] > MAX_DENSE_BYTES:
+        return None
+    D = A.toarray()
+    return lambda x, y: _product(D, threads, x, y)
+
+
+def measure_matrix(A, opts, phase=None, vectors=1):
     """The measured fields of a row for a ``scipy.sparse`` matrix ``A``.
 
     Times in seconds per product, ``intensity`` in flop/byte (CSR bytes of
     :func:`spmvtune.machine.csr_bytes`), ``gbps`` the selected kernel's effective GB/s and
     ``bandwidth_percent`` that against this machine's measured read bandwidth.
+    vectors: right-hand sides per product (k > 1: :func:`measure_many`).
     """
+    if vectors > 1:
+        return measure_many(A, opts, vectors)
     from .. import select_kernel
     from ..analysis import structural_bottlenecks
     from ..machine import csr_bytes, machine_profile
@@ -168,6 +193,8 @@ def measure_matrix(A, opts, phase=None):
                     errors[label] = f"{type(exc).__name__}: {exc}"
                     continue
                 check(label, lambda m=m: m(x, y))
+    if opts.dense and (dense := dense_peer(A, opts.threads)) is not None:
+        check("dense", lambda: dense(x, y))
 
     if opts.graphblas:
         from ..peers import GraphBLASMatrix, graphblas_available
@@ -178,8 +205,14 @@ def measure_matrix(A, opts, phase=None):
                     contestants["graphblas"] = g.mxv        # the product alone (x loaded)
             except Exception as exc:   # noqa: BLE001
                 errors["graphblas"] = f"{type(exc).__name__}: {exc}"
+    if opts.dense and (dense := dense_peer(A, opts.threads)) is not None:
+        check("dense", lambda: dense(x, y))
     phase("timing " + ", ".join(contestants))
+    from ..pool.dense_mm import BLAS_SPIN_SECONDS
     spin = {k: OPENMP_SPIN_SECONDS for k in ("mkl_csr", "mkl_ie") if k in contestants}
+    spin.update({k: BLAS_SPIN_SECONDS for k in ("dense",) if k in contestants})
+    spin.update({k: BLAS_SPIN_SECONDS for k in contestants if k == "selected"
+                 and sel.kernel.startswith("dense")})
     seconds = interleaved_medians(contestants, repeats=opts.repeats, settle=spin,
                                   batch_seconds=STABLE_BATCH_SECONDS)
     if opts.all_kernels and "baseline" in seconds:
@@ -218,6 +251,112 @@ def measure_matrix(A, opts, phase=None):
     return out
 
 
+def measure_many(A, opts, k):
+    """The measured fields of a row for ``Y = A X`` with k right-hand sides
+    (X row-major): the contestants of :func:`measure_matrix` for k vectors,
+    each checked against SciPy's ``A @ X`` on three columns, timed side by side."""
+    from .. import select_kernel
+    from ..analysis import structural_bottlenecks
+    from ..machine import csr_bytes, machine_profile
+    from ..pool import KernelUnusable, kernel_specs
+    from ..pool.dense_mm import BLAS_SPIN_SECONDS
+    from ..select import BASELINE_MANY
+    from ..timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
+    from ..validate import first_mismatch
+
+    A = A.tocsr()
+    m, n = A.shape
+    X = np.random.default_rng(0).uniform(-1, 1, (n, k))
+    Y = np.empty((m, k))
+    ref = A @ X
+    cols = sorted({0, k // 2, k - 1})
+    contestants, errors = {"scipy": lambda: A @ X}, {}
+
+    def check(name, fn):
+        try:
+            Y.fill(np.nan)
+            fn()
+            for c in cols:
+                if (bad := first_mismatch(Y[:, c], A, X[:, c], ref[:, c])) is not None:
+                    raise AssertionError(f"row {bad}, column {c}: {Y[bad, c]!r} but SciPy "
+                                         f"gives {ref[bad, c]!r}")
+        except Exception as exc:      # noqa: BLE001 - a failing kernel must not stop the sweep
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            return False
+        contestants[name] = fn
+        return True
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sel = select_kernel(A, threads=opts.threads, cache=opts.cache, n_vectors=k)
+    check("selected", lambda: sel.matmat(X, out=Y))
+    wanted = [BASELINE_MANY]
+    if opts.all_kernels:
+        wanted += [s.name for s in kernel_specs() if s.serves(k) and s.name != BASELINE_MANY
+                   and (not opts.kernels or s.name in opts.kernels)]
+    for name in wanted:
+        try:
+            op = select_kernel(A, kernel=name, threads=opts.threads)
+        except KernelUnusable:
+            continue
+        except Exception as exc:      # noqa: BLE001
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        check("baseline" if name == BASELINE_MANY else name, lambda op=op: op.matmat(X, out=Y))
+    if opts.one_thread:
+        sel1 = select_kernel(A, threads=1, cache=opts.cache, n_vectors=k)
+        check("selected_1t", lambda: sel1.matmat(X, out=Y))
+    if opts.mkl and max(A.shape) < 2**31:
+        from ..peers import MKLMatrix, mkl_available
+        if mkl_available()[0]:
+            for label, optimize in (("mkl_csr", False), ("mkl_ie", True)):
+                try:
+                    mk = MKLMatrix(A, opts.threads, optimize=optimize, n_vectors=k)
+                except Exception as exc:   # noqa: BLE001
+                    errors[label] = f"{type(exc).__name__}: {exc}"
+                    continue
+                check(label, lambda mk=mk: mk.matmat(X, Y))
+    if opts.dense and (dense := dense_peer(A, opts.threads)) is not None:
+        check("dense", lambda: dense(X, Y))
+
+    spin = {c: OPENMP_SPIN_SECONDS for c in ("mkl_csr", "mkl_ie") if c in contestants}
+    spin.update({c: BLAS_SPIN_SECONDS for c in contestants
+                 if c == "dense" or (c == "selected" and sel.kernel.startswith("dense"))
+                 or c.startswith("dense_")})
+    seconds = interleaved_medians(contestants, repeats=opts.repeats, settle=spin,
+                                  batch_seconds=STABLE_BATCH_SECONDS)
+    if opts.all_kernels and "baseline" in seconds:
+        seconds[BASELINE_MANY] = seconds["baseline"]
+    nbytes = csr_bytes(m, n, A.nnz) + 8.0 * (k - 1) * (m + n)
+    bw = machine_profile(opts.threads).bandwidth(opts.threads)
+    out = {"status": OK if not errors else FAILED, "vectors": k,
+           "reason": "; ".join(f"{c}: {v}" for c, v in errors.items()) or None,
+           "seconds": seconds, "kernel_errors": errors,
+           "selected_kernel": sel.kernel, "selected_threads": sel.threads,
+           "selection_source": sel.selection_source,
+           "selection_seconds": sel.selection_seconds, "setup_seconds": sel.setup_seconds,
+           "bottlenecks": list(sel.bottlenecks) or structural_bottlenecks(A, opts.threads),
+           "intensity": 2.0 * A.nnz * k / nbytes, "bytes": nbytes, "machine_bandwidth": bw}
+    if "baseline" in seconds:
+        out["selection_products"] = ((sel.selection_seconds + sel.setup_seconds)
+                                     / seconds["baseline"])
+    pool = {c: v for c, v in seconds.items() if c not in PEERS + ("selected", "baseline",
+                                                                   "selected_1t")}
+    if opts.all_kernels and pool:
+        oracle = min(pool, key=pool.get)
+        best = pool[oracle]
+        if "selected" in seconds and seconds["selected"] <= best:
+            oracle, best = sel.kernel, seconds["selected"]
+        out["oracle_kernel"], out["oracle_seconds"] = oracle, best
+        if "selected" in seconds:
+            out["regret"] = seconds["selected"] / best - 1.0
+    if "selected" in seconds:
+        out["gbps"] = nbytes / seconds["selected"] / 1e9
+        out["bandwidth_percent"] = 100.0 * out["gbps"] / bw
+    return out
+
+
 def gflops_of(row):
-    """{contestant: GFLOP/s} of a measured row."""
-    return {k: 2.0 * row["nnz"] / s / 1e9 for k, s in row.get("seconds", {}).items() if s > 0}
+    """{contestant: GFLOP/s} of a measured row (2 nnz k flops per product)."""
+    flops = 2.0 * row["nnz"] * row.get("vectors", 1)
+    return {k: flops / s / 1e9 for k, s in row.get("seconds", {}).items() if s > 0}

@@ -31,7 +31,18 @@ def geomean(values):
 
 def speedup(row, over, of="selected"):
     s = row.get("seconds", {})
+    if over == BEST_PEER:                 # the faster of MKL IE and dense BLAS
+        peers = [s[p] for p in ("mkl_ie", "dense") if p in s]
+        return min(peers) / s[of] if peers and of in s and s[of] > 0 else None
     return s[over] / s[of] if of in s and over in s and s[of] > 0 else None
+
+
+#: Pseudo-peer of :func:`speedup`: the faster of MKL IE and dense BLAS in each row.
+BEST_PEER = "best_peer"
+OVER = ("scipy", "baseline", "mkl_csr", "mkl_ie", "graphblas", "dense", BEST_PEER)
+LABELS = {"scipy": "SciPy", "baseline": "CSR baseline", "mkl_csr": "MKL CSR",
+          "mkl_ie": "MKL Inspector-Executor", "graphblas": "GraphBLAS mxv",
+          "dense": "dense BLAS", BEST_PEER: "better of MKL IE, dense"}
 
 
 def summarize(rows):
@@ -44,9 +55,21 @@ def summarize(rows):
          "measured": sum(r.get("status") == OK for r in rows),
          "skipped": sum(r.get("status") == SKIPPED for r in rows),
          "failed": sum(r.get("status") not in (OK, SKIPPED) for r in rows)}
-    for over in ("scipy", "baseline", "mkl_csr", "mkl_ie", "graphblas"):
+    for over in OVER:
         s[f"speedup_vs_{over}"] = geomean(v for r in ok if (v := speedup(r, over)) is not None)
         s[f"n_vs_{over}"] = sum(speedup(r, over) is not None for r in ok)
+    vs_dense = [v for r in ok if (v := speedup(r, "dense")) is not None]
+    s["min_vs_dense"] = min(vs_dense) if vs_dense else None
+    ks = sorted({r.get("vectors", 1) for r in ok})
+    s["by_vectors"] = {}
+    if len(ks) > 1 or ks != [1]:
+        for k in ks:
+            rk = [r for r in ok if r.get("vectors", 1) == k]
+            d = [v for r in rk if (v := speedup(r, "dense")) is not None]
+            s["by_vectors"][k] = {"count": len(rk), "min_vs_dense": min(d) if d else None,
+                                  **{f"speedup_vs_{o}": geomean(v for r in rk
+                                                                if (v := speedup(r, o)))
+                                     for o in OVER}}
     s["oracle_vs_scipy"] = geomean(r["seconds"]["scipy"] / r["oracle_seconds"] for r in ok
                                    if r.get("oracle_seconds") and "scipy" in r["seconds"])
     regrets = [r["regret"] for r in ok if r.get("regret") is not None]
@@ -88,12 +111,19 @@ def summary_lines(s):
     """The summary table as text lines."""
     lines = [f"matrices {s['matrices']}: measured {s['measured']}, skipped {s['skipped']}, "
              f"failed {s['failed']}"]
-    for over, label in (("scipy", "SciPy csr_matvec"), ("baseline", "CSR baseline"),
-                        ("mkl_csr", "MKL CSR"), ("mkl_ie", "MKL Inspector-Executor"),
-                        ("graphblas", "GraphBLAS mxv")):
+    for over in OVER:
+        label = "SciPy csr_matvec" if over == "scipy" else LABELS[over]
         if s.get(f"n_vs_{over}"):
             lines.append(f"selected vs {label:24s} {_x(s[f'speedup_vs_{over}'])} "
                          f"(geometric mean of {s[f'n_vs_{over}']})")
+    if s.get("min_vs_dense") is not None:
+        lines.append(f"selected vs dense BLAS, worst {_x(s['min_vs_dense'])}")
+    for k, v in (s.get("by_vectors") or {}).items():
+        parts = [f"{LABELS[o]} {_x(v[f'speedup_vs_{o}'])}" for o in ("scipy", "mkl_ie", "dense",
+                                                                     BEST_PEER)
+                 if v[f"speedup_vs_{o}"] is not None]
+        worst = f", worst vs dense {_x(v['min_vs_dense'])}" if v["min_vs_dense"] else ""
+        lines.append(f"k = {k} ({v['count']} matrices): vs " + ", ".join(parts) + worst)
     if s["oracle_vs_scipy"]:
         lines.append(f"oracle   vs {'SciPy csr_matvec':24s} {_x(s['oracle_vs_scipy'])}")
     if s["mean_regret"] is not None:
@@ -127,8 +157,8 @@ def write_markdown(path, rows, s, plots, context):
     out += ["## Per matrix", "",
             "GFLOP/s of each contestant; speedups are of the selected kernel.", "",
             "| matrix | nnz | bottlenecks | selected | GFLOP/s selected | SciPy | MKL IE "
-            "| vs SciPy | vs MKL IE | GB/s (% bandwidth) | status |",
-            "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
+            "| vs SciPy | vs MKL IE | vs dense | GB/s (% bandwidth) | status |",
+            "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         g = gflops_of(r) if r.get("seconds") else {}
         status = r.get("status", "") + (f": {r['reason']}" if r.get("reason") else "")
@@ -136,7 +166,7 @@ def write_markdown(path, rows, s, plots, context):
             md_cell(r.get("name")), str(r.get("nnz", "")), ",".join(r.get("bottlenecks") or []) or "-",
             str(r.get("selected_kernel") or "-"), _x(g.get("selected"), "{:.2f}"),
             _x(g.get("scipy"), "{:.2f}"), _x(g.get("mkl_ie"), "{:.2f}"),
-            _x(speedup(r, "scipy")), _x(speedup(r, "mkl_ie")),
+            _x(speedup(r, "scipy")), _x(speedup(r, "mkl_ie")), _x(speedup(r, "dense")),
             (f"{r['gbps']:.1f} ({r['bandwidth_percent']:.0f}%)" if r.get("gbps") else "-"),
             md_cell(status)]) + " |")
     path.write_text("\n".join(out) + "\n")

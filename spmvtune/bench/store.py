@@ -13,7 +13,7 @@ from pathlib import Path
 from .measure import FAILED, TIMEOUT, gflops_of
 
 #: CSV columns before the per-contestant GFLOP/s columns.
-CSV_FIELDS = ("name", "status", "reason", "rows", "cols", "nnz", "dtype", "threads",
+CSV_FIELDS = ("name", "status", "reason", "rows", "cols", "nnz", "dtype", "vectors", "threads",
               "selected_kernel", "selected_threads", "selection_source", "selection_seconds",
               "setup_seconds",
               "selection_products", "oracle_kernel", "regret", "bottlenecks", "intensity",
@@ -118,7 +118,7 @@ class BenchStore:
 
 
 def _contestant_order(name):
-    first = ("selected", "selected_1t", "baseline", "scipy", "mkl_csr", "mkl_ie")
+    first = ("selected", "selected_1t", "baseline", "scipy", "mkl_csr", "mkl_ie", "dense")
     return (first.index(name), "") if name in first else (len(first), name)
 
 

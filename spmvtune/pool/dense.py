@@ -1,8 +1,8 @@
 """Dense fallback: when a matrix is dense enough, BLAS ``gemv`` on the dense
 array streams 8 bytes per entry instead of 12 per nonzero and vectorizes.
 
-Uses NumPy's BLAS and its own thread pool (the ``threads`` argument is not
-applied).  Refused above ``MAX_DENSE_BYTES``.
+Uses NumPy's BLAS, limited to the operator's thread count for the call
+(:func:`blas_product`).  Refused above ``MAX_DENSE_BYTES``.
 """
 import numpy as np
 
@@ -11,8 +11,31 @@ from .registry import DTYPES, KernelSpec, KernelUnusable, Prepared, register, va
 MAX_DENSE_BYTES = 1 << 30
 
 
-def _gemv(D, x, y):
-    np.dot(D, x, out=y)
+_CONTROLLERS = None
+
+
+def blas_controllers():
+    """threadpoolctl's controllers of the BLAS libraries NumPy uses (cached)."""
+    global _CONTROLLERS
+    if _CONTROLLERS is None:
+        from threadpoolctl import ThreadpoolController
+        _CONTROLLERS = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _CONTROLLERS
+
+
+def blas_product(D, threads, x, y):
+    """y = D @ x (x 1-D or 2-D) with the BLAS on ``threads`` threads for the
+    call (threadpoolctl's controllers, about 2 microseconds; restored after),
+    so that the thread count the selector chose is the one that runs."""
+    ctl = blas_controllers()
+    old = [c.num_threads for c in ctl]
+    for c in ctl:
+        c.set_num_threads(threads)
+    try:
+        np.matmul(D, x, out=y)
+    finally:
+        for c, t in zip(ctl, old):
+            c.set_num_threads(t)
 
 
 def _prepare(csr, threads, *, wide=False):
@@ -24,7 +47,8 @@ def _prepare(csr, threads, *, wide=False):
     D = np.zeros((m, n), dtype=csr.data.dtype)
     rows = np.repeat(np.arange(m), np.diff(csr.indptr))
     D[rows, csr.indices] = csr.data
-    return Prepared(_gemv, (D,), D.nbytes, {"density": csr.nnz / max(m * n, 1)})
+    return Prepared(blas_product, (D, int(threads)), D.nbytes,
+                    {"density": csr.nnz / max(m * n, 1)})
 
 
 #: Below this density the dense product does 20x the work of the sparse one

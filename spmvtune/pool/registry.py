@@ -32,6 +32,8 @@ BALANCES = ("rows", "nnz", "split", "serial", "blas")
 DTYPES = ("float32", "float64", "complex64", "complex128")
 REAL_DTYPES = ("float32", "float64")
 U32_MAX = np.iinfo(np.uint32).max
+#: ``max_vectors`` of a kernel that takes any number of right-hand sides.
+ANY_VECTORS = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ class KernelSpec:
     siblings: kernels worth timing beside this one when it is a candidate.
     c_template, c_defines, c_note: the template of ``kernels/`` that ``emit``
         fills, its ``#define``s, and how the C code differs (if it does).
+    c_dtypes: value types the C template runs, where fewer than ``dtypes``.
     serial_only: runs on one thread whatever the caller asks.
     shares_input: runs on views of the caller's CSR arrays where their index
         widths allow (no memory beyond the caller's matrix).
@@ -164,6 +167,9 @@ class KernelSpec:
         matrix of another type is refused with a reason (:meth:`dtype_refusal`).
     max_vectors: the most right-hand sides one call takes (1: ``y = A x``
         only; larger: also ``Y = A X`` for ``X`` of shape (n_cols, k)).
+    min_vectors: the fewest right-hand sides the selector considers the
+        kernel for (the many-vector kernels: 2; they still run ``y = A x``,
+        but the single-vector pool serves one vector).
     """
     name: str
     targets: tuple
@@ -180,10 +186,12 @@ class KernelSpec:
     c_template: str | None = None
     c_defines: dict = field(default_factory=dict)
     c_note: str = ""
+    c_dtypes: tuple | None = None
     serial_only: bool = False
     shares_input: bool = False
     dtypes: tuple = ("float64",)
     max_vectors: int = 1
+    min_vectors: int = 1
 
     def threads_for(self, threads):
         """The thread count this kernel runs with when ``threads`` are asked for."""
@@ -195,6 +203,9 @@ class KernelSpec:
         if name in self.dtypes:
             return None
         return f"{self.name} runs {', '.join(self.dtypes)} values, not {name}"
+    def serves(self, k):
+        """Whether the selector considers this kernel for ``k`` right-hand sides."""
+        return self.min_vectors <= k <= self.max_vectors
 
     def refusal(self, f):
         """Why this kernel cannot take the matrix of features ``f`` (None: it can)."""
