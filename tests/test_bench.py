@@ -447,10 +447,10 @@ def test_a_segfault_without_timeout_is_isolated_too(collection, tmp_path, crashi
 @pytest.mark.parametrize("exc", [OverflowError("Line 3"), EOFError(), TypeError("bad"),
                                  RuntimeError("vector::_M_default_append")])
 def test_any_exception_while_loading_is_a_stored_row(collection, tmp_path, monkeypatch, exc):
-    def boom(item):
+    def boom(item, *rest):
         if item.name == "bad":
             raise exc
-        return real(item)
+        return real(item, *rest)
     real = items_mod.load_item
     monkeypatch.setattr(items_mod, "load_item", boom)
     out = tmp_path / "out"
@@ -504,7 +504,7 @@ def test_file_names_with_pipes_and_newlines_keep_report_md_intact(tmp_path):
     report = (out / "report.md").read_text()
     table = [ln for ln in report.splitlines() if ln.startswith("| ")]
     assert len(table) == 5                       # header + 4 matrices, one line each
-    assert all(ln.count(" | ") == 10 for ln in table)
+    assert all(ln.count(" | ") == table[0].count(" | ") for ln in table)
     assert "a\\|b" in report and "two\\\\nlines" in report and "<script>" not in report
     fence = report.split("```")[1]               # the summary: still one fenced block
     assert "FAILED: bad\\|one" not in fence and "bad|one\\n" in fence

@@ -9,9 +9,9 @@ from spmvtune import generate as g
 from spmvtune.io import MatrixFormatError, MatrixTooLargeError
 
 
-def canonical(A):
+def canonical(A, dtype=np.float64):
     A.check_format(full_check=True)
-    assert A.has_canonical_format and A.dtype == np.float64
+    assert A.has_canonical_format and A.dtype == dtype
     return A
 
 
@@ -117,8 +117,9 @@ def test_npy_weights_of_other_real_types_and_orders(tmp_path, weights, dtype):
     _, W = weights
     V = np.asfortranarray((W * 10).astype(dtype))
     np.save(tmp_path / "v.npy", V)
-    A = canonical(spmvtune.load(tmp_path / "v.npy"))
-    assert np.array_equal(A.toarray(), V.astype(np.float64))
+    kept = np.float32 if np.dtype(dtype) == np.float32 else np.float64   # value types are kept
+    A = canonical(spmvtune.load(tmp_path / "v.npy"), kept)
+    assert np.array_equal(A.toarray(), V.astype(kept))
 
 
 def test_npy_chunks_cover_every_row(tmp_path, monkeypatch):
@@ -147,10 +148,8 @@ def test_bad_npy_files_name_the_file_and_the_problem(tmp_path, weights):
     cases["vec.npy"] = r"2-D weight matrix, got shape \(4,\)"
     np.save(tmp_path / "cube.npy", np.ones((2, 2, 2)))
     cases["cube.npy"] = "2-D"
-    np.save(tmp_path / "cplx.npy", np.ones((2, 2), dtype=complex))
-    cases["cplx.npy"] = "complex"
     np.save(tmp_path / "str.npy", np.array([["a"]]))
-    cases["str.npy"] = "real numbers"
+    cases["str.npy"] = "expected numbers"
     for name, msg in cases.items():
         with pytest.raises(MatrixFormatError, match=msg) as err:
             spmvtune.load(tmp_path / name)
