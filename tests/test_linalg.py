@@ -443,7 +443,9 @@ def test_cli_solve_compare_json(tmp_path):
     doc = json.loads(r.stdout)
     assert doc["info"] == 0 and doc["status"] == "converged"
     assert doc["iterations"] == doc["scipy"]["iterations"] > 0
-    assert doc["residual"] < 1e-9 and doc["speedup"] > 0 and doc["kernel"] == "csr_balanced"
+    assert doc["residual"] < 1e-9 and doc["speedup"] > 0
+    # the solve races the baseline against its unrolled sibling: either may win
+    assert doc["kernel"] in ("csr_balanced", "csr_unroll4")
 
 
 def test_cli_solve_writes_x_and_shows_progress(tmp_path, monkeypatch):
