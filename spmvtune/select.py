@@ -117,6 +117,9 @@ def select_kernel(A, *, expected_calls=None, mode="auto", threads=None, kernel=N
         raise ValueError(f"n_vectors must be a positive int, got {n_vectors!r}")
     n_vectors = int(n_vectors)
     csr = as_canonical_csr(A)
+    if n_vectors > 1 and not any(s.serves(n_vectors) and s.dtype_refusal(csr.data.dtype) is None
+                                 for s in kernel_specs()):
+        n_vectors = 1       # no many-vector kernel runs this value type: op.matmat goes by column
     threads = check_threads(threads)
     if kernel is not None:
         get_kernel(kernel)                           # unknown names fail here
@@ -291,7 +294,7 @@ class _Selection:
     def forget_cached(self, mode):
         from .tuning_cache import TuningCache, decision_key
         TuningCache().delete(decision_key(self.csr, self.max_threads, mode, self.max_extra_bytes,
-                                          self.transpose))
+                                          self.transpose, self.k))
 
     def decide(self, mode, cache):
         if self.expected_calls is not None and self.expected_calls < MIN_CALLS:

@@ -293,12 +293,13 @@ def _time_pool(csr, S, f, threads, specs, k, baseline, setup, errors, repeats, m
     with k right-hand sides, anchored on ``baseline`` at ``threads``."""
     from .pool.dense_mm import BLAS_SPIN_SECONDS
     rng = np.random.default_rng(0)
-    if k == 1:
-        x = rng.uniform(-1, 1, csr.shape[1])
-        y = np.empty(csr.shape[0])
-    else:
-        x = rng.uniform(-1, 1, (csr.shape[1], k))
-        y = np.empty((csr.shape[0], k))
+    dtype = csr.data.dtype                   # products in the matrix's own value type
+    shape = (csr.shape[1],) if k == 1 else (csr.shape[1], k)
+    x = rng.uniform(-1, 1, shape)
+    if dtype.kind == "c":
+        x = x + 1j * rng.uniform(-1, 1, shape)
+    x = x.astype(dtype)
+    y = np.empty((csr.shape[0],) if k == 1 else (csr.shape[0], k), dtype)
     ref = S @ x
     check_cols = [0] if k == 1 else sorted({0, k // 2, k - 1})
     pairs = list(dict.fromkeys((s.name, s.threads_for(t)) for s in specs
