@@ -233,11 +233,14 @@ class CostModel:
         """[(seconds, kernel, threads)] of every usable pair, fastest first.
         specs: kernel specs to consider (their ``applies`` is checked here);
         k: right-hand sides per product."""
+        from .pool import canonical_pair
         out = []
         for spec in specs:
             if spec.refusal(f) is not None:
                 continue
             for T in sorted({spec.threads_for(t) for t in thread_counts}):
+                if canonical_pair(spec.name, T) != (spec.name, T):
+                    continue                  # the same loop as another pair: ranked once
                 out.append((self.predict(spec, f, T, machine, max_threads, k), spec.name, T))
         out.sort()
         return out
@@ -369,6 +372,23 @@ def fit_pair(Phi, t, prior):
     return theta / colnorm
 
 
+def canonical_times(times):
+    """``times`` {"kernel@T[@kB]": seconds} with every pair that runs another
+    pair's loop (:func:`spmvtune.pool.canonical_pair`) given that pair's time:
+    the same code measured twice differs only by noise."""
+    from .pool import canonical_pair
+    out = dict(times)
+    for key in times:
+        kernel, T, k = parse_key(key)
+        try:
+            canon = pair_key(*canonical_pair(kernel, T), k)
+        except ValueError:                       # a kernel of another version
+            continue
+        if canon != key and canon in times:
+            out[key] = times[canon]
+    return out
+
+
 def fit(records, machine, specs, max_threads=None):
     """A :class:`CostModel` fitted to training records (see :mod:`spmvtune.train`):
     each record has ``features`` and ``times`` {"kernel@T" or "kernel@T@kB": seconds}
@@ -381,8 +401,11 @@ def fit(records, machine, specs, max_threads=None):
     setups = {}
     for rec in records:
         f = rec["features"]
+        from .pool import canonical_pair
         for key, t in rec.get("times", {}).items():
             kernel, T, k = parse_key(key)
+            if kernel in by_name and canonical_pair(kernel, T) != (kernel, T):
+                continue                         # ranked as its canonical pair
             if kernel in by_name and t > 0 and math.isfinite(t):
                 rows.setdefault(pair_key(kernel, T, k), []).append(
                     (terms(by_name[kernel], f, T, machine, max_threads, k), t))

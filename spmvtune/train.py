@@ -27,7 +27,7 @@ from . import generate
 from .costmodel import pair_key
 from .decision import BASELINE
 from .operator import build_operator
-from .pool import KernelUnusable, get_kernel, kernel_names
+from .pool import KernelUnusable, canonical_pair, get_kernel, kernel_names
 from .timing import STABLE_BATCH_SECONDS, interleaved_samples, relative_spread
 from .validate import as_canonical_csr, first_mismatch
 
@@ -302,8 +302,11 @@ def _time_pool(csr, S, f, threads, specs, k, baseline, setup, errors, repeats, m
     y = np.empty((csr.shape[0],) if k == 1 else (csr.shape[0], k), dtype)
     ref = S @ x
     check_cols = [0] if k == 1 else sorted({0, k // 2, k - 1})
-    pairs = list(dict.fromkeys((s.name, s.threads_for(t)) for s in specs
+    asked = list(dict.fromkeys((s.name, s.threads_for(t)) for s in specs
                                for t in thread_counts(threads)))
+    # a pair running another pair's loop is timed once, as that pair
+    pairs = list(dict.fromkeys(canonical_pair(n, t) for n, t in asked))
+    aliases = {(n, t): canonical_pair(n, t) for n, t in asked if canonical_pair(n, t) != (n, t)}
     times, spread = {}, {}
 
     def product(op):
@@ -372,6 +375,12 @@ def _time_pool(csr, S, f, threads, specs, k, baseline, setup, errors, repeats, m
         times = {key: v * t_anchor for key, v in times.items()}
         times[anchor_key] = t_anchor
         spread[anchor_key] = relative_spread(base_samples)
+    for (n, t), canon in aliases.items():
+        if pair_key(*canon, k) in times:
+            times[pair_key(n, t, k)] = times[pair_key(*canon, k)]
+            spread[pair_key(n, t, k)] = spread[pair_key(*canon, k)]
+            if pair_key(*canon) in setup:
+                setup[pair_key(n, t)] = setup[pair_key(*canon)]
     return times, spread
 
 

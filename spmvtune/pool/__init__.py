@@ -7,7 +7,7 @@ right-hand sides (``Y = A X``): ``spmm_csr``, ``spmm_vi``, ``spmm_bcsr``, ``dens
 from . import csr, split, prefetch, colblock, value_index, delta, bcsr, symmetric, dense  # noqa: F401  (registers)
 from . import spmm_csr, spmm_vi, spmm_bcsr, dense_mm  # noqa: F401  (registers)
 from .registry import (BALANCES, CLASSES, CSR, KernelSpec, KernelUnusable, Prepared,
-                       check_siblings, get_kernel, kernel_names, kernel_specs)
+                       canonical_pair, check_siblings, get_kernel, kernel_names, kernel_specs)
 
 check_siblings()
 

@@ -93,11 +93,12 @@ def _prepare_rows(par, ser, balance):
 register(KernelSpec(
     "csr_serial", (), "one thread, plain CSR loop: the reference baseline",
     _prepare_rows(None, _rows_ser, "rows"), balance="serial", serial_only=True, shares_input=True,
-    dtypes=DTYPES,
+    dtypes=DTYPES, one_thread_is="csr_balanced",
     c_template="csr.c", c_defines={"SPMV_SERIAL": 1, "SPMV_BALANCE": 0}))
 register(KernelSpec(
     "csr_rows", (), "threads over equal row blocks: the usual parallel CSR",
     _prepare_rows(_rows_par, _rows_ser, "rows"), balance="rows", shares_input=True, dtypes=DTYPES,
+    one_thread_is="csr_balanced",
     c_template="csr.c", c_defines={"SPMV_BALANCE": 0}))
 register(KernelSpec(
     "csr_balanced", ("IMB",), "threads over row blocks of equal nonzero count",

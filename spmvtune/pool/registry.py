@@ -165,6 +165,9 @@ class KernelSpec:
         widths allow (no memory beyond the caller's matrix).
     dtypes: value types the kernel runs (NumPy names, of ``DTYPES``); a
         matrix of another type is refused with a reason (:meth:`dtype_refusal`).
+    one_thread_is: the kernel whose compiled loop this one runs at one thread
+        (csr_rows and csr_serial run csr_balanced's serial loop there): one
+        candidate, not several (:func:`canonical_pair`).
     max_vectors: the most right-hand sides one call takes (1: ``y = A x``
         only; larger: also ``Y = A X`` for ``X`` of shape (n_cols, k)).
     min_vectors: the fewest right-hand sides the selector considers the
@@ -192,6 +195,7 @@ class KernelSpec:
     dtypes: tuple = ("float64",)
     max_vectors: int = 1
     min_vectors: int = 1
+    one_thread_is: str | None = None
 
     def threads_for(self, threads):
         """The thread count this kernel runs with when ``threads`` are asked for."""
@@ -199,7 +203,7 @@ class KernelSpec:
 
     def dtype_refusal(self, dtype):
         """Why this kernel cannot run values of ``dtype`` (None: it can)."""
-        name = np.dtype(dtype).name
+        name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
         if name in self.dtypes:
             return None
         return f"{self.name} runs {', '.join(self.dtypes)} values, not {name}"
@@ -246,9 +250,21 @@ def kernel_specs():
     return tuple(_REGISTRY.values())
 
 
+def canonical_pair(name, threads):
+    """The (kernel, threads) pair whose compiled code ``name`` runs at
+    ``threads``.  Pairs that run the same loop are one candidate: timing them
+    apart would only compare noise, and the selector ranks the canonical one."""
+    spec = get_kernel(name)
+    t = spec.threads_for(threads)
+    if t == 1 and spec.one_thread_is:
+        return spec.one_thread_is, 1
+    return name, t
+
+
 def check_siblings():
     """Every sibling named by a spec is registered (called once the pool is loaded)."""
     for spec in _REGISTRY.values():
-        missing = [s for s in spec.siblings if s not in _REGISTRY]
+        missing = [s for s in spec.siblings + ((spec.one_thread_is,) if spec.one_thread_is else ())
+                   if s not in _REGISTRY]
         if missing:
             raise ValueError(f"kernel {spec.name!r}: unknown siblings {missing}")
