@@ -54,12 +54,24 @@ class MachineProfile:
     version: int = PROFILE_VERSION
     extra: dict = field(default_factory=dict)
 
+    def __setattr__(self, name, value):
+        self.__dict__.pop("_memo", None)          # a changed field: forget derived lookups
+        super().__setattr__(name, value)
+
+    def _memoized(self, key, compute):
+        """Lookups the cost model repeats for every kernel (selection is on a hot path)."""
+        memo = self.__dict__.setdefault("_memo", {})
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
     def bandwidth(self, threads):
         """Read bandwidth (GB/s) at ``threads`` (the closest measured count)."""
-        return _closest(self.read_bandwidth, threads)
+        return self._memoized(("bw", threads), lambda: _closest(self.read_bandwidth, threads))
 
     def incache_rate(self, threads):
-        return _closest(self.incache_csr_gflops, threads)
+        return self._memoized(("csr", threads),
+                              lambda: _closest(self.incache_csr_gflops, threads))
 
     def dense_rate(self, threads, k=1):
         """GFLOP/s of a dense BLAS product with ``k`` vectors at ``threads``."""
@@ -71,6 +83,9 @@ class MachineProfile:
         return self._vector_rate("spmm_gflops" if level == "L2" else "spmm_l3_gflops", threads, k)
 
     def _vector_rate(self, name, threads, k):
+        return self._memoized((name, threads, k), lambda: self._vector_rate_of(name, threads, k))
+
+    def _vector_rate_of(self, name, threads, k):
         table = (self.extra or {}).get(name)
         if table:
             row = table[_closest_key(table, threads)]
@@ -360,14 +375,27 @@ def cache_dir():
     env = os.environ.get("SPMVTUNE_CACHE_DIR")
     if env:
         return Path(env)
+    return _user_cache_dir()
+
+
+@functools.lru_cache(maxsize=1)
+def _user_cache_dir():
     import platformdirs
     return Path(platformdirs.user_cache_dir("spmvtune"))
 
 
 def profile_path(threads):
+    return cache_dir() / _profile_name(cpu_model(), threads)
+
+
+_LOADED = {}
+
+
+@functools.lru_cache(maxsize=8)
+def _profile_name(model, threads):
     import hashlib
-    key = hashlib.sha256(f"{cpu_model()}|{threads}|v{PROFILE_VERSION}".encode()).hexdigest()[:16]
-    return cache_dir() / f"machine-{key}.json"
+    return "machine-" + hashlib.sha256(f"{model}|{threads}|v{PROFILE_VERSION}".encode()
+                                       ).hexdigest()[:16] + ".json"
 
 
 def machine_profile(threads=None, refresh=False):
@@ -376,15 +404,25 @@ def machine_profile(threads=None, refresh=False):
     import numba
     threads = numba.config.NUMBA_NUM_THREADS if threads is None else threads
     path = profile_path(threads)
-    if not refresh and path.exists():
+    if not refresh:
+        try:
+            stamp = (str(path), path.stat().st_mtime_ns)
+        except OSError:
+            stamp = None
+        if stamp is not None and stamp in _LOADED:
+            return _LOADED[stamp]          # read once per process (selection is on a hot path)
         try:
             data = json.loads(path.read_text())
             if data.get("version") == PROFILE_VERSION and data.get("cpu_model") == cpu_model():
                 for k in ("read_bandwidth", "triad_bandwidth", "incache_csr_gflops"):
                     data[k] = {int(t): v for t, v in data[k].items()}
-                return MachineProfile(**data)
+                prof = MachineProfile(**data)
+                if stamp is not None:
+                    _LOADED.clear()
+                    _LOADED[stamp] = prof
+                return prof
         except (OSError, ValueError, TypeError, KeyError):
-            pass                                   # corrupt or foreign: remeasure
+            pass                                   # missing, corrupt or foreign: remeasure
     prof = measure(threads)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
