@@ -35,11 +35,11 @@ import numpy as np
 
 import spmvtune
 from spmvtune import generate, peers
-from spmvtune.costmodel import fit as fit_cost_model
+from spmvtune.costmodel import canonical_times, fit as fit_cost_model
 from spmvtune.decision import BASELINE
 from spmvtune.machine import machine_profile
 from spmvtune.model import TOLERANCE, dataset, make_estimator
-from spmvtune.pool import get_kernel, kernel_names, kernel_specs
+from spmvtune.pool import canonical_pair, get_kernel, kernel_names, kernel_specs
 from spmvtune.select import HORIZON, plan_check, thread_candidates
 from spmvtune.timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
 from spmvtune.train import ResultsStore, measure_matrix
@@ -53,6 +53,7 @@ ORDER = list(kernel_names())
 
 def regret(times, key):
     """Stored time of the pick over the fastest, minus 1 (an unusable pick runs the baseline)."""
+    times = canonical_times(times)          # pairs running one loop: one time
     t = times.get(key)
     if t is None:
         t = min(v for k, v in times.items() if k.startswith(BASELINE + "@"))
@@ -176,10 +177,23 @@ def measure_heldout(A, threads):
     if not np.allclose(op(x), ref, rtol=1e-10, atol=1e-12 * max(np.abs(ref).max(), 1.0)):
         raise AssertionError("the selected operator gives a wrong result")
     pool = measure_matrix(A, threads, profile=False)
+    pool["times"] = canonical_times(pool["times"])
     anchor_key = f"{BASELINE}@{threads}"
     anchor = spmvtune.select_kernel(A, kernel=BASELINE, threads=threads)
     cont = {"anchor": lambda: anchor.matvec(x, out=y), "selected": lambda: op.matvec(x, out=y),
             "scipy": lambda: A @ x}
+    if threads > 1:
+        anchor1 = spmvtune.select_kernel(A, kernel=BASELINE, threads=1)
+        cont["anchor1"] = lambda: anchor1.matvec(x, out=y)
+    # The fastest pair of the pool's timing, timed again beside the selected one:
+    # the minimum over ~30 noisy medians is biased low (near-ties), so the regret
+    # is also taken from this second, independent measurement.
+    oracle_key = min(pool["times"], key=pool["times"].get)
+    selected_key = "@".join(map(str, canonical_pair(op.kernel, op.threads)))
+    if oracle_key != selected_key:
+        ok, ot = oracle_key.split("@")
+        oracle = spmvtune.select_kernel(A, kernel=ok, threads=int(ot))
+        cont["oracle"] = lambda: oracle.matvec(x, out=y)
     spin = {}
     if peers.mkl_available()[0] and max(A.shape) < 2**31:
         for t in sorted({1, threads}):
@@ -195,26 +209,30 @@ def measure_heldout(A, threads):
     scale = pool["times"][anchor_key] / med["anchor"]          # onto the pool's anchor
     peers_t = {k: v * scale for k, v in med.items()}
     times = dict(pool["times"])
-    # the selected pair was timed with the pool too: the same code, one measurement
-    t_sel = times.get(f"{op.kernel}@{op.threads}", peers_t["selected"])
-    best = min(times.values())
+    # every ratio below is taken side by side in the second run (peers_t); the
+    # pool's run gives the one-run regret (biased high by near-ties) for comparison
+    t_sel = peers_t["selected"]
+    t_sel_pool = times.get(selected_key, t_sel)
+    best_pool = min(times.values())
     mkl = [v for k, v in peers_t.items() if k.startswith("mkl_ie")]
-    t_base = times[anchor_key]
-    base_best = min(v for k, v in times.items() if k.startswith(BASELINE + "@"))
+    t_base = peers_t["anchor"]
+    base_best = min([t_base, peers_t["anchor1"]] if "anchor1" in peers_t else [t_base])
     saving = t_base - t_sel
-    chosen_base = op.kernel == BASELINE
-    break_even = (0.0 if chosen_base and op.threads == threads else
+    chosen_base = canonical_pair(op.kernel, op.threads) == canonical_pair(BASELINE, threads)
+    break_even = (0.0 if chosen_base else
                   (op.selection_seconds + op.setup_seconds) / saving if saving > 0 else float("inf"))
+    regret2 = t_sel / peers_t["oracle"] - 1.0 if "oracle" in peers_t else 0.0
     return {"nnz": int(A.nnz), "rows": A.shape[0], "cols": A.shape[1],
             "kernel": op.kernel, "threads": op.threads, "source": op.selection_source,
-            "fastest": min(times, key=times.get), "regret": t_sel / min(best, t_sel) - 1.0,
+            "fastest": oracle_key, "regret_one_run": t_sel_pool / min(best_pool, t_sel_pool) - 1.0,
+            "regret": regret2,
             "vs_scipy": peers_t["scipy"] / t_sel, "vs_baseline": t_base / t_sel,
             "vs_best_baseline": base_best / t_sel,
             "vs_mkl_ie": min(mkl) / t_sel if mkl else None,
             "vs_graphblas": peers_t["graphblas"] / t_sel if "graphblas" in peers_t else None,
-            "oracle_vs_scipy": peers_t["scipy"] / min(best, t_sel),
-            "selection_products": op.selection_seconds / t_base,
-            "setup_products": op.setup_seconds / t_base,
+            "oracle_vs_scipy": peers_t["scipy"] / min(peers_t.get("oracle", t_sel), t_sel),
+            "selection_products": op.selection_seconds / base_best,
+            "setup_products": op.setup_seconds / base_best,
             "select_wall_seconds": select_wall, "break_even_calls": break_even,
             "reported_break_even": op.break_even_calls,
             "times": times, "peers": peers_t}
@@ -268,6 +286,9 @@ def summarize_heldout(rows):
              "vs_scipy": geomean(r["vs_scipy"] for r in rs),
              "min_vs_scipy": float(min(r["vs_scipy"] for r in rs)),
              "min_vs_baseline": float(min(r["vs_baseline"] for r in rs)),
+             "min_vs_best_baseline": float(min(r["vs_best_baseline"] for r in rs)),
+             "mean_regret_one_run": float(np.mean([r.get("regret_one_run", r["regret"])
+                                                   for r in rs])),
              "vs_mkl_ie": geomean(r["vs_mkl_ie"] for r in rs),
              "vs_graphblas": geomean(r["vs_graphblas"] for r in rs),
              "oracle_vs_scipy": geomean(r["oracle_vs_scipy"] for r in rs),
@@ -279,9 +300,11 @@ def summarize_heldout(rows):
         summary[label] = s
         print(f"  {label}: {s['n']} matrices")
         print(f"    mean regret {s['mean_regret']:.1%}, within 5% of the fastest pair "
-              f"{s['within_5']:.0%}, worst {s['worst_regret']:.0%}")
+              f"{s['within_5']:.0%}, worst {s['worst_regret']:.0%} (taken in one run with "
+              f"the whole pool: mean {s['mean_regret_one_run']:.1%})")
         print(f"    vs SciPy {s['vs_scipy']:.2f}x (lowest {s['min_vs_scipy']:.2f}x; the oracle "
-              f"{s['oracle_vs_scipy']:.2f}x), lowest vs csr_balanced@2 {s['min_vs_baseline']:.2f}x, "
+              f"{s['oracle_vs_scipy']:.2f}x), lowest vs csr_balanced at its best thread count "
+              f"{s['min_vs_best_baseline']:.2f}x, "
               f"vs MKL IE {s['vs_mkl_ie']:.2f}x, vs GraphBLAS {s['vs_graphblas']:.2f}x")
         print(f"    selection cost median {s['selection_products_median']:.0f} products "
               f"(max {s['selection_products_max']:.0f}); non-baseline picks {s['non_baseline']}, "
