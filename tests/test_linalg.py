@@ -394,7 +394,9 @@ def test_remaining_products_estimate():
     assert h.remaining(1e-8) is None
     assert tune.worth_tuning(0.0) == np.inf
     assert tune.selection_seconds(1e-3) > tune.selection_seconds(1e-4) > 0
-    assert tune.worth_tuning(1e-3) > tune.worth_tuning(1e-2) > 0
+    # cheap products need more of them to outweigh selection's fixed part
+    assert tune.worth_tuning(1e-6) > tune.worth_tuning(1e-4) >= tune.MIN_TUNE_PRODUCTS
+    assert tune.worth_tuning(1e-2) == tune.MIN_TUNE_PRODUCTS
 
 
 def test_tuning_inside_a_long_solve(monkeypatch):

@@ -1,10 +1,9 @@
 """Kernel selection inside a solve: start on the baseline, tune when it pays.
 
 A solver does not know how many products it will run: ``maxiter`` (10 n by
-default) is a bound, not an estimate.  Selecting a kernel costs on the order
-of a hundred or more products (features, micro-profile, candidates timed and
-prepared; ``benchmarks/solvers.py`` prints what it cost), which a solve of a
-few dozen iterations never earns back.  So:
+default) is a bound, not an estimate.  A selection spends features, a few
+candidates' setup and timing (``benchmarks/solvers.py`` prints what it cost),
+which a solve of a few dozen iterations never earns back.  So:
 
 1. The solve starts at once on the baseline (``csr_balanced``; one thread for
    small matrices), prepared in a few products' time; its first products
@@ -14,16 +13,15 @@ few dozen iterations never earns back.  So:
    products still needed, at the rate of the last half of the solve so far
    (:class:`History`), capped by what ``maxiter`` leaves (a solve that shows
    no progress over a few hundred products is assumed to run to ``maxiter``).
-3. When that estimate, checked twice, would save twice what selection costs
-   (:func:`worth_tuning`: about 1,700 products of the 7M-nonzero Poisson
-   matrix, 13,000 of a 290k-nonzero one, whose products are cheap next to
-   selection's fixed costs), and the
-   solve has already run as long as the selection is assumed to take (so a
-   solve that ends or breaks down right after costs at most twice its time,
-   the ski-rental bound), it calls
+3. When that estimate, checked twice, is large enough that selection's
+   fixed part is small beside it (:func:`worth_tuning`: at least 100
+   products and twice ``SELECT_SECONDS``), and the solve has already run as
+   long as the selection may take (so a solve that ends or breaks down right
+   after costs at most twice its time, the ski-rental bound), it calls
    :func:`spmvtune.select_kernel` once with ``expected_calls`` = the estimate
-   (so selection spends what the rest of the solve can repay, and the tuning
-   cache serves later solves of the same matrix) and swaps the operator in.
+   (so selection spends only what the rest of the solve can repay, and the
+   tuning cache serves later solves of the same matrix) and swaps the
+   operator in.
 4. The next few products with the new kernel are timed inside the solve; if
    they are not faster than the baseline's were, the baseline comes back.
 """
@@ -37,17 +35,21 @@ import numpy as np
 from ..select import select_kernel
 from ._fused import unrolled_sibling
 
-#: What selection is assumed to cost: ``SELECT_SECONDS + SELECT_PRODUCTS``
-#: products of the running kernel.  Measured cold (``mode="auto"``): 0.7-1.0 s
-#: (~200 products) on the 7M-nonzero Poisson matrix of benchmarks/solvers.py,
-#: 0.43 s (~2,500 products) on bcsstk16 (290k nonzeros), 0.04-0.09 s on
-#: 50,000 nonzeros: a fixed part dominates on small matrices.  A better
-#: kernel saves about GAIN of a product (20-40% on those matrices); tuning
-#: starts when the products estimated to remain would save MARGIN times the
-#: cost.
-SELECT_SECONDS = 0.25
-SELECT_PRODUCTS = 150
-GAIN = 0.25
+#: What selection is assumed to cost, at most: ``SELECT_SECONDS +
+#: SELECT_PRODUCTS`` products of the running kernel.  ``select_kernel`` given
+#: ``expected_calls`` spends only what those calls can repay (the features
+#: pass when it costs under a third of the predicted saving, candidates timed
+#: only when their setup and timing are repaid), so a selection that finds
+#: nothing to gain costs about its fixed part: Python work of a few
+#: milliseconds and the features (~2 products on large matrices).  Measured
+#: cold (``mode="auto"``; benchmarks/solvers.py prints it): ~30 products on
+#: the 7M-nonzero Poisson matrix.
+SELECT_SECONDS = 0.005
+SELECT_PRODUCTS = 30
+#: Tuning starts when the products estimated to remain are at least
+#: MIN_TUNE_PRODUCTS and would take MARGIN times the selection's fixed part:
+#: what selection then spends is bounded by what they can repay.
+MIN_TUNE_PRODUCTS = 100
 MARGIN = 2.0
 #: Products on the baseline before the first estimate (the first iterations'
 #: rate says little), and the estimate must hold again after this factor more
@@ -183,11 +185,12 @@ def selection_seconds(t_prod):
 
 
 def worth_tuning(t_prod):
-    """Products that must remain for a selection to pay twice over, when a
-    product takes ``t_prod`` seconds."""
+    """Products that must remain before a selection is made, when a product
+    takes ``t_prod`` seconds: enough that the selection's fixed part is a
+    small share of them (what it spends beyond that, it sizes to them)."""
     if t_prod <= 0:
         return math.inf
-    return MARGIN * selection_seconds(t_prod) / t_prod / GAIN
+    return max(MIN_TUNE_PRODUCTS, MARGIN * SELECT_SECONDS / t_prod)
 
 
 class History:
