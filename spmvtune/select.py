@@ -59,6 +59,12 @@ MARGIN = 0.10
 FEATURE_SHARE = 0.3
 #: Timing rounds of the check (after one warm-up call each).
 CHECK_ROUNDS = 4
+#: A sample of the check is a batch of products lasting at least this long
+#: (shorter batches of microsecond products measure the timer and the call).
+CHECK_BATCH_SECONDS = 5e-5
+#: Python work per timed pair beyond its products (building the operator,
+#: calibrating its batch): what timing costs even when products are free.
+CHECK_PAIR_SECONDS = 1e-4
 #: The reference of speedups for k > 1 right-hand sides.
 BASELINE_MANY = "spmm_csr"
 
@@ -426,7 +432,8 @@ class _Selection:
         settle = {p: BLAS_SPIN_SECONDS for p in ops if get_kernel(p[0]).balance == "blas"}
         med = interleaved_medians({p: (lambda f=getattr(op, run): f(x, out=y))
                                    for p, op in ops.items()},
-                                  repeats=CHECK_ROUNDS, warmup=1, settle=settle)
+                                  repeats=CHECK_ROUNDS, warmup=1, settle=settle,
+                                  batch_seconds=CHECK_BATCH_SECONDS)
         return med
 
     # -- budget ----------------------------------------------------------------------
@@ -463,8 +470,10 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASEL
     Timed: the pairs predicted within MARGIN (plus the best pair's model
     error) of the best, at most MAX_TIMED, and the baseline at its best thread
     count.  Nothing is timed when only one pair is left, or when preparing and
-    timing them (CHECK_ROUNDS + 1 products each) would cost more than the
-    predicted gain (at least 5% of a baseline product) over ``horizon`` calls."""
+    timing them (per pair: CHECK_PAIR_SECONDS of Python, a warm-up and
+    CHECK_ROUNDS batches of at least CHECK_BATCH_SECONDS, each after one
+    untimed product) would cost more than the predicted gain (at least 5% of
+    a baseline product) over ``horizon`` calls."""
     if not ranked:
         return []
     best_t, best_k, best_threads = ranked[0]
@@ -475,8 +484,11 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASEL
     if len(timed) < 2:
         return []
     predicted = {(k, t): p for p, k, t in ranked}
-    cost = sum(setup_seconds(k) for k, _ in timed)
-    cost += (CHECK_ROUNDS + 1) * sum(predicted[pair] for pair in timed)
+    cost = sum(setup_seconds(k) for k, _ in timed) + CHECK_PAIR_SECONDS * len(timed)
+    # warm-up, calibration and CHECK_ROUNDS samples, each a batch of at least
+    # CHECK_BATCH_SECONDS, followed by one untimed product
+    cost += sum(2 * predicted[pair] + CHECK_ROUNDS * (max(predicted[pair], CHECK_BATCH_SECONDS)
+                                                      + predicted[pair]) for pair in timed)
     if cost > max(t_base - best_t, 0.05 * t_base) * horizon:
         return []
     return timed
