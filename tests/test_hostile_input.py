@@ -94,6 +94,27 @@ def test_csr_sym_verifies_symmetry_instead_of_trusting_the_file(tmp_path):
     np.testing.assert_allclose(op(x), A @ x, rtol=1e-12)
 
 
+def test_the_transpose_verifies_symmetry_instead_of_trusting_the_file(tmp_path):
+    """A declared-symmetric matrix was taken as its own transpose: after an edit
+    in place, rmatvec (and select_kernel(transpose=True)) returned A x, not A^T x."""
+    import scipy.io
+    B = generate.laplacian_2d(6)
+    p = tmp_path / "lap.mtx"
+    scipy.io.mmwrite(p, sp.tril(B).tocoo(), symmetry="symmetric")
+    A = spmvtune.load(p)
+    z = np.random.default_rng(1).uniform(size=A.shape[0])
+    op = spmvtune.select_kernel(A, threads=1, cache=False)
+    assert op.T is op                                  # still symmetric: no copy
+    A[0, 1] = 0.0                                      # a Dirichlet row: symmetric no more
+    A[0, 0] = 1.0
+    op = spmvtune.select_kernel(A, threads=1, cache=False)
+    assert op.T is not op
+    np.testing.assert_allclose(op.rmatvec(z), A.T @ z, rtol=1e-12)
+    np.testing.assert_allclose(op.as_linear_operator().rmatvec(z), A.T @ z, rtol=1e-12)
+    opT = spmvtune.select_kernel(A, threads=1, cache=False, transpose=True)
+    np.testing.assert_allclose(opT(z), A.T @ z, rtol=1e-12)
+
+
 # -- user models -----------------------------------------------------------------------
 
 def _model_doc():
