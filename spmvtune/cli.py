@@ -743,7 +743,7 @@ def train(paths, files_from, out, store, threads, generated, kind, max_nnz, sche
     from .validate import check_threads
     threads = check_threads(threads)
     vectors = parse_vectors(vectors_text, "--vectors")
-    db = ResultsStore(store or cache_dir() / "training.sqlite")     # ValueError: one line
+    db = ResultsStore(store or cache_dir() / "training.sqlite", write=not fit_only)  # ValueError
     from .bench.items import file_items
     listed = list(paths)
     if files_from:

@@ -234,6 +234,56 @@ def test_train_on_a_garbage_or_foreign_store(tmp_path):
     assert "columns" in line
 
 
+def _journal_mode(path):
+    with sqlite3.connect(path) as con:
+        return con.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def test_a_foreign_database_is_refused_before_anything_in_it_changes(tmp_path):
+    """train --store took over another program's database (a 'results' table
+    added, WAL switched on); bench --out refused it but had switched it to WAL."""
+    foreign = tmp_path / "invoices.sqlite"
+    with sqlite3.connect(foreign) as con:
+        con.execute("CREATE TABLE invoices (id)")
+    line = one_line_error(cli("train", "--no-generated", BUNDLED_LAPLACE, "--store", foreign), 1)
+    assert "not a spmvtune training store" in line and "invoices" in line
+    line = one_line_error(cli("train", "--fit-only", "--store", foreign), 1)
+    assert "invoices" in line
+    out = tmp_path / "out"
+    out.mkdir()
+    with sqlite3.connect(out / "results.sqlite") as con:
+        con.execute("CREATE TABLE invoices (id)")
+    assert "invoices" in one_line_error(cli("bench", BUNDLED_LAPLACE, "--out", out), 1)
+    for db in (foreign, out / "results.sqlite"):
+        with sqlite3.connect(db) as con:
+            tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master")]
+        assert tables == ["invoices"] and _journal_mode(db) == "delete"
+
+
+def test_stores_that_cannot_be_written_say_why(tmp_path, monkeypatch):
+    import os
+    from spmvtune.train import ResultsStore
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    line = one_line_error(cli("train", "--fit-only", "--store", blocker / "s.sqlite"), 1)
+    assert "a file is in the way" in line                # was: "File exists"
+    line = one_line_error(cli("bench", BUNDLED_LAPLACE, "--out", blocker / "sub"), 1)
+    assert "a file is in the way" in line
+    store = tmp_path / "ro.sqlite"
+    ResultsStore(store).put("m", "f", {"nnz": 1})
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if mode & os.W_OK and (
+        str(p).endswith(("ro.sqlite", "rodir"))) else real(p, mode))
+    # was: "OperationalError: attempt to write a readonly database (an internal error ...)"
+    line = one_line_error(cli("train", "--no-generated", BUNDLED_LAPLACE, "--store", store), 1)
+    assert f"{store} is read-only" in line
+    assert "nothing to fit" in one_line_error(cli("train", "--fit-only", "--store", store), 1)
+    (tmp_path / "rodir").mkdir()
+    line = one_line_error(cli("train", "--no-generated", BUNDLED_LAPLACE, "--store",
+                              tmp_path / "rodir" / "new.sqlite"), 1)
+    assert "rodir is read-only" in line                  # was: "unable to open database file"
+
+
 def test_bench_out_foreign_or_read_only(tmp_path):
     import os
     foreign = tmp_path / "foreign"
