@@ -485,7 +485,7 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_
     bits = None
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(file).name.split(".")[0]) or "matrix"
     out = Path(output) if output else None
-    if out is not None and header and out.with_suffix(".h") == out:
+    if out is not None and header and out.with_suffix(".h").name.lower() == out.name.lower():
         raise click.BadParameter(f"with --header the source and the header would both be "
                                  f"{out}: name the .c file", param_hint="-o/--output")
     if out is not None and not out.parent.is_dir():
@@ -528,6 +528,10 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_
     except ValueError as exc:
         raise click.ClickException(str(exc))
     written = [out] + ([out.with_suffix(".h")] if header else [])
+    for path in written:
+        if _same_file(path, file):
+            raise click.BadParameter(f"{path} is the matrix FILE itself: writing the C source "
+                                     "there would destroy it", param_hint="-o/--output")
     for path, text in zip(written, (em.source, em.header)):
         try:
             path.write_text(text)
@@ -536,6 +540,14 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_
     click.echo(f"{op.kernel} ({', '.join(bottlenecks) or 'no bottleneck'}; {speed:.2f} GFLOP/s here) "
                f"written to {', '.join(map(str, written))}", err=True)
     click.echo(f"build: cc -O3 -march=native -fopenmp -c {shlex.quote(str(out))}", err=True)
+
+
+def _same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one existing file (links followed)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 @main.command()

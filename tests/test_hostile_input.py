@@ -365,6 +365,23 @@ def test_emit_output_paths(tmp_path):
     assert r.exit_code == 0, r.output
     assert f"-c '{spaced / 'k; rm -rf ~.c'}'" in r.output
     assert (spaced / "k; rm -rf ~.h").exists()
+    # the build line in the C comment is quoted too (it was pasted as it came)
+    assert " * Build:  cc -O3 -march=native -fopenmp -c 'k; rm -rf ~.c'\n" in \
+        (spaced / "k; rm -rf ~.c").read_text()
+    # -o naming the matrix itself (or a link to it) once overwrote it with C
+    import shutil
+    m = tmp_path / "m.mtx"
+    shutil.copy(BUNDLED_LAPLACE, m)
+    (tmp_path / "link.c").symlink_to(m)
+    before = m.read_bytes()
+    for target in (m, tmp_path / "link.c"):
+        line = one_line_error(cli("emit", m, "-o", target, "--kernel", "csr_balanced",
+                                  "--threads", "1"), 2)
+        assert "is the matrix FILE itself" in line
+    assert m.read_bytes() == before
+    # the header of -o K.H is K.h: the same file where names ignore case
+    line = one_line_error(cli("emit", BUNDLED_LAPLACE, "--header", "-o", tmp_path / "K.H"), 2)
+    assert "source and the header would both be" in line
     with pytest.raises(ValueError, match="not a C identifier"):
         from spmvtune.emit import render
         render("csr_balanced", prefix="int")
