@@ -5,6 +5,7 @@ import re
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -27,7 +28,9 @@ class _Main(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         as_json = "--json" in argv[:argv.index("--") if "--" in argv else len(argv)]
         try:
-            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():       # a warning is one line on stderr too
+                warnings.showwarning = _show_warning
+                code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             code = exc.exit_code
         except click.exceptions.NoArgsIsHelpError as exc:
@@ -61,6 +64,10 @@ def _describe(exc):
         return str(exc)
     return (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) + \
         " (an internal error: set SPMVTUNE_DEBUG=1 for the traceback)"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"Warning: {one_line(str(message))}", err=True)
 
 
 def _fail(message, code, as_json):

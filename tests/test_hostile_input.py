@@ -320,6 +320,17 @@ def test_bench_out_read_only_store_file(tmp_path, monkeypatch):
     assert "results.sqlite is not writable" in line
 
 
+def test_cli_warnings_are_one_line(tmp_path):
+    both = tmp_path / "both.mtx"
+    both.write_text("%%MatrixMarket matrix coordinate real symmetric\n3 3 3\n2 1 5\n1 2 5\n"
+                    "3 3 1\n")
+    r = cli("analyze", both, "--no-profile", "--threads", "1")
+    assert r.exit_code == 0, r.output
+    warned = [ln for ln in r.output.splitlines() if "stores both triangles" in ln]
+    assert len(warned) == 1 and warned[0].startswith("Warning: " + str(both))
+    assert "UserWarning" not in r.output and "_load_mtx" not in r.output
+
+
 # -- emit -----------------------------------------------------------------------------
 
 INJECT = '__attribute__((constructor)) static void pwn(void){__builtin_puts("PWNED");}'
