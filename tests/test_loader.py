@@ -131,6 +131,8 @@ BAD = {
     "non_numeric": ("%%MatrixMarket matrix coordinate real general\n3 3 1\n1 1 abc\n", 3, "invalid"),
     "missing_value": ("%%MatrixMarket matrix coordinate real general\n3 3 1\n1 1\n", 3, "invalid"),
     "binary": (b"\x89PNG\r\n\x1a\n\xff\xfe", 1, "not a text file"),
+    "array_too_few": ("%%MatrixMarket matrix array real general\n2 2\n1\n2\n3\n", 5,
+                      "promises 4 entries, found 3"),
 }
 
 
@@ -510,6 +512,30 @@ def test_huge_dimensions_without_entries_are_refused_at_load(tmp_path, name, tex
     assert "x and y included" in err.problem
     p = npz(tmp_path, **dict(csr_members([], [], [0, 0]), shape=np.array([1, 2**61])))
     assert "x and y included" in load_error(p, MatrixTooLargeError).problem
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "traversal", "absolute"])
+def test_archive_links_and_foreign_names_are_not_followed(tmp_path, kind):
+    """Name/Name.mtx must be a regular member of that name: a link (to /etc/passwd,
+    or to another member) or a path out of the archive is not read, nothing is extracted."""
+    p = tmp_path / "Name.tar.gz"
+    good = GENERAL.encode()
+    with tarfile.open(p, "w:gz") as tar:
+        def regular(name):
+            info = tarfile.TarInfo(name)
+            info.size = len(good)
+            tar.addfile(info, io.BytesIO(good))
+        if kind in ("symlink", "hardlink"):
+            regular("Name/other.mtx")
+            info = tarfile.TarInfo("Name/Name.mtx")
+            info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+            info.linkname = "/etc/passwd" if kind == "symlink" else "Name/other.mtx"
+            tar.addfile(info)
+        else:
+            regular("../../Name/Name.mtx" if kind == "traversal" else "/Name/Name.mtx")
+    err = load_error(p)
+    assert "should hold Name/Name.mtx" in err.problem
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["Name.tar.gz"]
 
 
 def test_running_out_of_memory_names_the_file(tmp_path, monkeypatch):
