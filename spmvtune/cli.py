@@ -5,6 +5,7 @@ import re
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -27,7 +28,9 @@ class _Main(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         as_json = "--json" in argv[:argv.index("--") if "--" in argv else len(argv)]
         try:
-            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():       # a warning is one line on stderr too
+                warnings.showwarning = _show_warning
+                code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             code = exc.exit_code
         except click.exceptions.NoArgsIsHelpError as exc:
@@ -61,6 +64,10 @@ def _describe(exc):
         return str(exc)
     return (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) + \
         " (an internal error: set SPMVTUNE_DEBUG=1 for the traceback)"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"Warning: {one_line(str(message))}", err=True)
 
 
 def _fail(message, code, as_json):
@@ -485,7 +492,7 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_
     bits = None
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(file).name.split(".")[0]) or "matrix"
     out = Path(output) if output else None
-    if out is not None and header and out.with_suffix(".h") == out:
+    if out is not None and header and out.with_suffix(".h").name.lower() == out.name.lower():
         raise click.BadParameter(f"with --header the source and the header would both be "
                                  f"{out}: name the .c file", param_hint="-o/--output")
     if out is not None and not out.parent.is_dir():
@@ -528,6 +535,10 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_
     except ValueError as exc:
         raise click.ClickException(str(exc))
     written = [out] + ([out.with_suffix(".h")] if header else [])
+    for path in written:
+        if _same_file(path, file):
+            raise click.BadParameter(f"{path} is the matrix FILE itself: writing the C source "
+                                     "there would destroy it", param_hint="-o/--output")
     for path, text in zip(written, (em.source, em.header)):
         try:
             path.write_text(text)
@@ -536,6 +547,14 @@ def emit(file, output, kernel, header, prefix, index_bits, threads, dtype, list_
     click.echo(f"{op.kernel} ({', '.join(bottlenecks) or 'no bottleneck'}; {speed:.2f} GFLOP/s here) "
                f"written to {', '.join(map(str, written))}", err=True)
     click.echo(f"build: cc -O3 -march=native -fopenmp -c {shlex.quote(str(out))}", err=True)
+
+
+def _same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one existing file (links followed)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 @main.command()
@@ -743,7 +762,7 @@ def train(paths, files_from, out, store, threads, generated, kind, max_nnz, sche
     from .validate import check_threads
     threads = check_threads(threads)
     vectors = parse_vectors(vectors_text, "--vectors")
-    db = ResultsStore(store or cache_dir() / "training.sqlite")     # ValueError: one line
+    db = ResultsStore(store or cache_dir() / "training.sqlite", write=not fit_only)  # ValueError
     from .bench.items import file_items
     listed = list(paths)
     if files_from:

@@ -26,6 +26,7 @@ keep plain CSR (the row loops, split) read the caller's arrays, which must
 outlive the plan.
 """
 import re
+import shlex
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -136,7 +137,7 @@ def prototypes(prefix, index_type, value="double", matmat=False):
 
 
 def usage(prefix, c_file="kernel.c", matmat=False):
-    return (f"Build:  cc -O3 -march=native -fopenmp -c {c_file}\n"
+    return (f"Build:  cc -O3 -march=native -fopenmp -c {shlex.quote(c_file)}\n"
             "Use (CSR: 0-based, column indices sorted within rows, no duplicates):\n"
             f"    {prefix}_plan *plan = {prefix}_prepare(n_rows, n_cols, indptr, indices, data, 0);\n"
             f"    if (!plan) {{ fprintf(stderr, \"%s\\n\", {prefix}_last_error()); exit(1); }}\n"

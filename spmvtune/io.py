@@ -6,9 +6,11 @@ Files come from strangers, so nothing is trusted:
 
 * only regular files are opened (a FIFO would hang, ``/dev/zero`` never ends);
 * compressed data is decompressed once, as a stream, in bounded chunks;
-  header lines are bounded (:data:`MAX_HEADER_LINE`), entry lines too
-  (:data:`MAX_ENTRY_LINE`), and the size line is checked against the memory
-  available before anything large is allocated;
+  header lines are bounded (:data:`MAX_HEADER_LINE`, :data:`MAX_HEADER_LINES`),
+  entry lines too (:data:`MAX_ENTRY_LINE`), comment and blank lines in all
+  (:data:`MAX_HEADER_BYTES` before the size line and again among the
+  entries), and the size line is checked against the memory available
+  before anything large is allocated;
 * the Matrix Market body is checked byte by byte by a strict tokenizer
   (:mod:`spmvtune.mtx_scan`, Numba) that also parses the indices; only the
   value tokens it accepted are converted to float64 (complex128 for the
@@ -27,6 +29,7 @@ import io
 import os
 import re
 import stat
+import sys
 import tarfile
 import warnings
 import zipfile
@@ -48,8 +51,11 @@ _BYTES_PER_ENTRY = 64
 _BYTES_PER_COMPLEX_ENTRY = 96
 #: Longest header line (banner, comment, size line) accepted.
 MAX_HEADER_LINE = 1 << 20
-#: Most header bytes (all comment lines together) accepted.
+#: Most header bytes (all comment lines together) accepted; the comment and
+#: blank lines among the entries get the same budget.
 MAX_HEADER_BYTES = 64 << 20
+#: Most lines before the size line (blank lines cost a Python call each).
+MAX_HEADER_LINES = 1 << 20
 #: Longest entry line accepted ('row col value' needs well under 100 bytes).
 MAX_ENTRY_LINE = 4096
 #: Bytes decompressed and scanned at a time.
@@ -280,6 +286,9 @@ def _read_header(f, label):
         if total > MAX_HEADER_BYTES:
             raise MatrixFormatError(label, f"more than {MAX_HEADER_BYTES >> 20} MiB of comments "
                                            "before the size line", lineno)
+        if lineno > MAX_HEADER_LINES:
+            raise MatrixFormatError(label, f"more than {MAX_HEADER_LINES} comment or blank lines "
+                                           "before the size line", lineno)
         return raw
 
     first = line_of(1)
@@ -289,6 +298,9 @@ def _read_header(f, label):
     if first.startswith(_UTF8_BOM):
         first = first[len(_UTF8_BOM):]
     text = _decode(first, label, 1).strip()
+    if "\r" in text:
+        raise MatrixFormatError(label, "lines end with a bare CR (classic Mac OS line ends); "
+                                       "convert them to LF", 1)
     if not text.startswith("%%"):
         hint = _guess_headerless(text)
         raise MatrixFormatError(label, "missing '%%MatrixMarket matrix <format> <field> "
@@ -317,8 +329,10 @@ def _read_header(f, label):
         raw = line_of(lineno)
         if not raw:
             raise MatrixFormatError(label, "file ends before the size line", lineno)
+        if raw.lstrip().startswith(b"%"):
+            continue                  # a comment is free text, in any encoding
         line = _decode(raw, label, lineno).strip()
-        if line and not line.startswith("%"):
+        if line:
             break
     parts = line.split()
     want = 3 if fmt == "coordinate" else 2
@@ -367,8 +381,9 @@ def _show(text, limit=40):
 def _guess_headerless(text):
     parts = text.split()
     if parts and all(re.fullmatch(r"[-+0-9.eE]+", p) for p in parts):
-        return ("; the file starts with numbers: it looks like a bare edge or triplet "
-                "list, which has no size line, so its dimensions are unknown")
+        return ("; the file starts with numbers: if that line is the size line, add the banner "
+                "above it; if it is a bare edge or triplet list (no size line), its dimensions "
+                "are unknown")
     return ""
 
 
@@ -385,15 +400,24 @@ def available_memory():
 
 
 def _check_memory(h, label, max_bytes):
+    """The size line against the memory available: the reading, the CSR
+    matrix and the vectors x and y of a product with it (a matrix with few
+    entries but 2^60 columns must not load, only to exhaust memory in its
+    first product)."""
     stored = h.rows * h.cols if h.format == "array" else h.entries
     stored *= 2 if h.symmetry != "general" else 1
     per = _BYTES_PER_COMPLEX_ENTRY if h.field == "complex" else _BYTES_PER_ENTRY
-    need = stored * per + 16 * (h.rows + 1)
+    vectors = (16 if h.field == "complex" else 8) * (h.rows + h.cols)
+    _refuse_over(stored * per + 16 * (h.rows + 1) + vectors, label,
+                 f"{h.rows} x {h.cols} with {h.entries} entries", max_bytes)
+
+
+def _refuse_over(need, label, what, max_bytes):
     limit = available_memory() if max_bytes is None else max_bytes
     if need > limit:
         raise MatrixTooLargeError(
-            label, f"{h.rows} x {h.cols} with {h.entries} entries needs about "
-                   f"{need / 2**30:.1f} GiB to load, but only {limit / 2**30:.1f} GiB is available")
+            label, f"{what} needs about {need / 2**30:.1f} GiB to load and multiply (x and y "
+                   f"included), but only {limit / 2**30:.1f} GiB is available")
 
 
 # ---- the body -----------------------------------------------------------------
@@ -438,6 +462,7 @@ def _read_body(f, h, label, opener):
     raw = bytearray(_CHUNK + MAX_ENTRY_LINE + 1)
     view, buf = memoryview(raw), np.frombuffer(raw, dtype=np.uint8)
     k, have = 0, 0                    # entries read, bytes carried over (a partial line)
+    skipped = 0                       # bytes of comment and blank lines
     line = h.size_line + 1            # the line number of the chunk's first line
     while True:
         got = f.readinto(view[have:have + _CHUNK])
@@ -448,12 +473,16 @@ def _read_body(f, h, label, opener):
             cut = total
         if value_kind and o + cut + 1 > out.shape[0]:
             out = np.concatenate([out[:o], np.empty(max(out.shape[0], cut + 1), np.uint8)])
-        status, k, o, lines, s, e, v = scan_body(
+        status, k, o, lines, s, e, v, blank = scan_body(
             buf[:cut], n_index, value_kind, h.rows, h.cols, rows, cols, k, n, out, o,
             MAX_ENTRY_LINE)
         if status != OK:
             raise _scan_error(status, bytes(raw[:cut]), s, e, h, label, line + lines)
         line += lines
+        skipped += blank
+        if skipped > MAX_HEADER_BYTES:      # a compressed run of blank lines: time, not data
+            raise MatrixFormatError(label, f"more than {MAX_HEADER_BYTES >> 20} MiB of comment "
+                                           "and blank lines among the entries", line - 1)
         if not got:
             break
         have = total - cut
@@ -544,11 +573,23 @@ def _expand_symmetric(rows, cols, data, h, label, opener):
 
     Storage keeps one triangle.  A file that stores every entry of both
     triangles (mirrored pairs with equal values) is read as it is, each entry
-    once, with a warning; a file that stores some pairs twice is an error.
+    once, with a warning; a file that stores some pairs twice is an error, and
+    so is a diagonal the declared symmetry rules out (a nonzero one in
+    skew-symmetric storage, a non-real one in hermitian storage).
     """
     from .mtx_scan import mirrored, triangle_counts
     sign = -1.0 if h.symmetry == "skew-symmetric" else 1.0
     hermitian = h.symmetry == "hermitian"
+    if h.symmetry != "symmetric":
+        on_diagonal = rows == cols
+        bad = on_diagonal & ((data.imag != 0) if hermitian else (data != 0))
+        if bad.any():
+            k = int(np.argmax(bad))
+            i = int(rows[k]) + 1
+            rule = ("a hermitian matrix has a real diagonal" if hermitian
+                    else "a skew-symmetric matrix has a zero diagonal, which is not stored")
+            raise MatrixFormatError(label, f"diagonal entry ({i}, {i}) is {data[k]}, but {rule}",
+                                    _entry_line(opener, h, k))
 
     def mirror(v):
         return np.conj(v) if hermitian else sign * v
@@ -562,9 +603,9 @@ def _expand_symmetric(rows, cols, data, h, label, opener):
             ol, ou = np.argsort(kl, kind="stable"), np.argsort(ku, kind="stable")
             if (n_low == n_up and np.array_equal(kl[ol], ku[ou])
                     and np.array_equal(data[lower][ol], mirror(data[upper][ou]), equal_nan=True)):
-                warnings.warn(f"{label}: declares {h.symmetry} storage (one triangle) but stores "
-                              f"both triangles ({n_low} mirrored pairs); read each entry once, "
-                              "as a general matrix", stacklevel=4)
+                _warn(f"{label}: declares {h.symmetry} storage (one triangle) but stores both "
+                      f"triangles ({n_low} mirrored pairs); read each entry once, as a general "
+                      "matrix")
                 return rows, cols, data
             where = np.flatnonzero(lower)[np.isin(kl, common)]
             first = int(min(where[0], np.flatnonzero(upper)[np.isin(ku, common)][0]))
@@ -578,6 +619,15 @@ def _expand_symmetric(rows, cols, data, h, label, opener):
     if hermitian:                          # the mirror images follow the entries
         np.conjugate(d[len(data):], out=d[len(data):])
     return r, c, d
+
+
+def _warn(message):
+    """A UserWarning attributed to the caller of :func:`load` (the first frame
+    outside this module, however deep the reader that warns)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, stacklevel=level)
 
 
 def _pair_keys(i, j, n):
@@ -702,6 +752,8 @@ def _load_npz(path, max_bytes=None):
                                        f"found {_show(str(shape.tolist()))}")
     shape = (int(shape[0]), int(shape[1]))
     data = arrays["data"]
+    _refuse_over(sum(a.nbytes for a in arrays.values()) * 3 + 8 * (shape[0] + 1)
+                 + 16 * (shape[0] + shape[1]), label, f"{shape[0]} x {shape[1]}", max_bytes)
     if not (np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_):
         raise MatrixFormatError(label, f"'data' must be numbers, found dtype {data.dtype}")
     try:
@@ -781,7 +833,11 @@ def _npz_matrix(fmt, a, shape):
         cls = {"csr": sp.csr_array, "csc": sp.csc_array, "bsr": sp.bsr_array}[fmt]
         return cls((a["data"], a["indices"], a["indptr"]), shape=shape)
     if fmt == "dia":
-        return sp.dia_array((a["data"], a["offsets"]), shape=shape)
+        # SciPy keeps offsets in 32 bits for a small matrix and wraps larger ones
+        # (2**62 became 0: the main diagonal); a diagonal outside the matrix holds nothing
+        offsets = a["offsets"]
+        inside = (offsets > -shape[0]) & (offsets < shape[1])
+        return sp.dia_array((a["data"][inside], offsets[inside]), shape=shape)
     coords = (a["row"], a["col"]) if "row" in a else tuple(a["coords"])
     return sp.coo_array((a["data"], coords), shape=shape)
 

@@ -171,12 +171,14 @@ def scan_body(buf, n_index, value_kind, n_rows, n_cols, rows, cols, k, k_max, ou
     out: uint8 receiving the value tokens from ``out[o]`` on, one per line
     (room for n + 1 more bytes needed).
     Returns (status, k after the chunk, end of the tokens in out, lines done,
-    start and end of the offending token in buf, the offending index value).
+    start and end of the offending token in buf, the offending index value,
+    bytes of blank and comment lines).
     On an error, ``lines done`` is the 0-based line of the error within buf.
     """
     n = buf.shape[0]
     line = 0
     p = 0
+    skipped = 0
     zero = np.int64(0)
     while p < n:
         start = p
@@ -186,66 +188,67 @@ def scan_body(buf, n_index, value_kind, n_rows, n_cols, rows, cols, k, k_max, ou
             while p < n and buf[p] != 10:
                 p += 1
             if p - start > max_line:
-                return LINE_TOO_LONG, k, o, line, start, p, zero
+                return LINE_TOO_LONG, k, o, line, start, p, zero, skipped
             line += 1
             p += 1
+            skipped += p - start
             continue
         if k >= k_max:
-            return TOO_MANY_ENTRIES, k, o, line, p, _token_end(buf, p, n), zero
+            return TOO_MANY_ENTRIES, k, o, line, p, _token_end(buf, p, n), zero, skipped
         fields = 0
         if n_index:
             s = p
             v, p = _index_at(buf, p, n)
             if v < 0:
-                return BAD_ROW, k, o, line, s, _token_end(buf, p, n), zero
+                return BAD_ROW, k, o, line, s, _token_end(buf, p, n), zero, skipped
             if v < 1 or v > n_rows:
-                return ROW_RANGE, k, o, line, s, p, v
+                return ROW_RANGE, k, o, line, s, p, v, skipped
             rows[k] = v - 1
             while p < n and _is_space(buf[p]):
                 p += 1
             if p == n or buf[p] == 10:
-                return TOO_FEW, k, o, line, start, p, np.int64(1)
+                return TOO_FEW, k, o, line, start, p, np.int64(1), skipped
             s = p
             v, p = _index_at(buf, p, n)
             if v < 0:
-                return BAD_COL, k, o, line, s, _token_end(buf, p, n), zero
+                return BAD_COL, k, o, line, s, _token_end(buf, p, n), zero, skipped
             if v < 1 or v > n_cols:
-                return COL_RANGE, k, o, line, s, p, v
+                return COL_RANGE, k, o, line, s, p, v, skipped
             cols[k] = v - 1
             while p < n and _is_space(buf[p]):
                 p += 1
             fields = 2
         if value_kind:
             if p == n or buf[p] == 10:
-                return TOO_FEW, k, o, line, start, p, np.int64(fields)
+                return TOO_FEW, k, o, line, start, p, np.int64(fields), skipped
             s = p
             o0 = o
             ok, p, o = _value_at(buf, p, n, out, o, value_kind == 2)
             if not ok:
-                return BAD_VALUE, k, o0, line, s, _token_end(buf, s, n), zero
+                return BAD_VALUE, k, o0, line, s, _token_end(buf, s, n), zero, skipped
             if value_kind == 3:                            # complex: the imaginary part
                 while p < n and _is_space(buf[p]):
                     p += 1
                 if p == n or buf[p] == 10:
-                    return TOO_FEW, k, o0, line, start, p, np.int64(fields + 1)
+                    return TOO_FEW, k, o0, line, start, p, np.int64(fields + 1), skipped
                 out[o] = 32
                 o += 1
                 s = p
                 ok, p, o = _value_at(buf, p, n, out, o, False)
                 if not ok:
-                    return BAD_VALUE, k, o0, line, s, _token_end(buf, s, n), zero
+                    return BAD_VALUE, k, o0, line, s, _token_end(buf, s, n), zero, skipped
             out[o] = 10
             o += 1
             while p < n and _is_space(buf[p]):
                 p += 1
         if p < n and buf[p] != 10:
-            return TOO_MANY, k, o, line, p, _token_end(buf, p, n), zero
+            return TOO_MANY, k, o, line, p, _token_end(buf, p, n), zero, skipped
         if p - start > max_line:
-            return LINE_TOO_LONG, k, o, line, start, p, zero
+            return LINE_TOO_LONG, k, o, line, start, p, zero, skipped
         k += 1
         line += 1
         p += 1
-    return OK, k, o, line, 0, 0, zero
+    return OK, k, o, line, 0, 0, zero, skipped
 
 
 @njit(cache=True, nogil=True)

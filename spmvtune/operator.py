@@ -169,7 +169,7 @@ class SpMVOperator:
         """The operator of ``A^T`` (prepared on first use, then kept): its own
         kernel selection, on a CSR copy of ``A^T`` when ``max_extra_bytes``
         allows, else a kernel that scatters from A's CSR (no copy).  A matrix
-        declared symmetric is its own transpose."""
+        declared symmetric, and still symmetric, is its own transpose."""
         if self._transpose is None:
             self._transpose = self._build_transpose()
         return self._transpose
@@ -199,7 +199,8 @@ class SpMVOperator:
         if self._transpose_source is None:
             raise ValueError("this operator keeps no matrix to transpose")
         csr, how = self._transpose_source
-        if how == "transpose" and _self_transposed(csr):
+        from .transpose import self_transposed
+        if how == "transpose" and self_transposed(csr):
             return self
         from .select import select_kernel
         from .pool import KernelUnusable
@@ -264,13 +265,6 @@ class SpMVOperator:
         return LinearOperator(self.shape, matvec=lambda v: self.matvec(np.ravel(v)),
                               rmatvec=lambda v: self.rmatvec(np.ravel(v)), matmat=self.matmat,
                               dtype=self.dtype)
-
-
-def _self_transposed(csr):
-    """Whether A^T == A is known without looking (declared symmetric; or
-    hermitian with real values)."""
-    return csr.symmetry == "symmetric" or (csr.symmetry == "hermitian"
-                                           and csr.data.dtype.kind != "c")
 
 
 

@@ -14,6 +14,7 @@ several times the L3: families of :mod:`spmvtune.generate` over their
 parameters (:func:`generated_matrices`).
 """
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -389,12 +390,31 @@ class ResultsStore:
 
     COLUMNS = ["matrix", "family", "record", "created"]
 
-    def __init__(self, path):
+    def __init__(self, path, write=True):
         """Open (or create) the store; ValueError naming the file when it is
-        not one (another database, not SQLite, read-only)."""
+        not one (another database, not SQLite) or, with ``write``, when it
+        cannot be written.  Another program's database is refused before
+        anything in it changes."""
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ValueError(f"{self.path}: cannot create the store (a file is in the way of "
+                             f"directory {self.path.parent})") from None
+        except OSError as exc:
+            raise ValueError(f"{self.path}: cannot create the store ({exc.strerror or exc})") from None
+        where = self.path if self.path.exists() else self.path.parent
+        if write and not os.access(where, os.W_OK):
+            raise ValueError(f"{where} is read-only; choose another --store")
+        try:
+            con = sqlite3.connect(self.path, timeout=30)
+            try:
+                tables = {t for (t,) in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'")}
+            finally:
+                con.close()
+            if tables - {"results"}:
+                raise sqlite3.DatabaseError(f"it holds other tables: {', '.join(sorted(tables))}")
             with self._con() as con:
                 con.execute("CREATE TABLE IF NOT EXISTS results (matrix TEXT PRIMARY KEY, "
                             "family TEXT, record TEXT NOT NULL, created REAL NOT NULL)")

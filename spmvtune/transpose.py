@@ -25,11 +25,27 @@ U1 = np.uint64(1)
 SCATTER = "csr_scatter_t"
 
 
+def self_transposed(csr):
+    """Whether ``A^T == A``: declared (symmetric, or hermitian with real
+    values) and verified, never trusted: a loaded matrix may have been edited
+    in place since (a Dirichlet row makes a symmetric matrix general).  One
+    transpose and a comparison, O(nnz)."""
+    if not (csr.symmetry == "symmetric" or (csr.symmetry == "hermitian"
+                                            and csr.data.dtype.kind != "c")):
+        return False
+    if csr.shape[0] != csr.shape[1]:
+        return False
+    T = sp.csr_array((csr.data, csr.indices, csr.indptr), shape=csr.shape).T.tocsr()
+    T.sort_indices()              # both canonical: equal arrays are equal matrices
+    return (np.array_equal(T.indptr, csr.indptr) and np.array_equal(T.indices, csr.indices)
+            and np.array_equal(T.data, csr.data))
+
+
 def transpose_csr(csr):
-    """The canonical :class:`CSR` of ``A^T`` (a copy; ``csr`` itself when A
-    is declared symmetric).  The declared symmetry carries over (the
+    """The canonical :class:`CSR` of ``A^T`` (a copy; ``csr`` itself when
+    :func:`self_transposed`).  The declared symmetry carries over (the
     transpose of a skew-symmetric or hermitian matrix is one too)."""
-    if csr.symmetry == "symmetric":
+    if self_transposed(csr):
         return csr
     A = sp.csr_array((csr.data, csr.indices, csr.indptr), shape=csr.shape)
     T = A.T.tocsr()
@@ -41,8 +57,8 @@ def transpose_csr(csr):
 
 def transpose_bytes(csr):
     """Bytes of the CSR copy of ``A^T`` that :func:`transpose_csr` makes (0
-    when A is declared symmetric)."""
-    if csr.symmetry == "symmetric":
+    when :func:`self_transposed`)."""
+    if self_transposed(csr):
         return 0
     m, n = csr.shape
     idx = 4 if max(csr.nnz, m, n) < 2**31 else 8

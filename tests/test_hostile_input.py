@@ -94,6 +94,27 @@ def test_csr_sym_verifies_symmetry_instead_of_trusting_the_file(tmp_path):
     np.testing.assert_allclose(op(x), A @ x, rtol=1e-12)
 
 
+def test_the_transpose_verifies_symmetry_instead_of_trusting_the_file(tmp_path):
+    """A declared-symmetric matrix was taken as its own transpose: after an edit
+    in place, rmatvec (and select_kernel(transpose=True)) returned A x, not A^T x."""
+    import scipy.io
+    B = generate.laplacian_2d(6)
+    p = tmp_path / "lap.mtx"
+    scipy.io.mmwrite(p, sp.tril(B).tocoo(), symmetry="symmetric")
+    A = spmvtune.load(p)
+    z = np.random.default_rng(1).uniform(size=A.shape[0])
+    op = spmvtune.select_kernel(A, threads=1, cache=False)
+    assert op.T is op                                  # still symmetric: no copy
+    A[0, 1] = 0.0                                      # a Dirichlet row: symmetric no more
+    A[0, 0] = 1.0
+    op = spmvtune.select_kernel(A, threads=1, cache=False)
+    assert op.T is not op
+    np.testing.assert_allclose(op.rmatvec(z), A.T @ z, rtol=1e-12)
+    np.testing.assert_allclose(op.as_linear_operator().rmatvec(z), A.T @ z, rtol=1e-12)
+    opT = spmvtune.select_kernel(A, threads=1, cache=False, transpose=True)
+    np.testing.assert_allclose(opT(z), A.T @ z, rtol=1e-12)
+
+
 # -- user models -----------------------------------------------------------------------
 
 def _model_doc():
@@ -213,6 +234,56 @@ def test_train_on_a_garbage_or_foreign_store(tmp_path):
     assert "columns" in line
 
 
+def _journal_mode(path):
+    with sqlite3.connect(path) as con:
+        return con.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def test_a_foreign_database_is_refused_before_anything_in_it_changes(tmp_path):
+    """train --store took over another program's database (a 'results' table
+    added, WAL switched on); bench --out refused it but had switched it to WAL."""
+    foreign = tmp_path / "invoices.sqlite"
+    with sqlite3.connect(foreign) as con:
+        con.execute("CREATE TABLE invoices (id)")
+    line = one_line_error(cli("train", "--no-generated", BUNDLED_LAPLACE, "--store", foreign), 1)
+    assert "not a spmvtune training store" in line and "invoices" in line
+    line = one_line_error(cli("train", "--fit-only", "--store", foreign), 1)
+    assert "invoices" in line
+    out = tmp_path / "out"
+    out.mkdir()
+    with sqlite3.connect(out / "results.sqlite") as con:
+        con.execute("CREATE TABLE invoices (id)")
+    assert "invoices" in one_line_error(cli("bench", BUNDLED_LAPLACE, "--out", out), 1)
+    for db in (foreign, out / "results.sqlite"):
+        with sqlite3.connect(db) as con:
+            tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master")]
+        assert tables == ["invoices"] and _journal_mode(db) == "delete"
+
+
+def test_stores_that_cannot_be_written_say_why(tmp_path, monkeypatch):
+    import os
+    from spmvtune.train import ResultsStore
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    line = one_line_error(cli("train", "--fit-only", "--store", blocker / "s.sqlite"), 1)
+    assert "a file is in the way" in line                # was: "File exists"
+    line = one_line_error(cli("bench", BUNDLED_LAPLACE, "--out", blocker / "sub"), 1)
+    assert "a file is in the way" in line
+    store = tmp_path / "ro.sqlite"
+    ResultsStore(store).put("m", "f", {"nnz": 1})
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if mode & os.W_OK and (
+        str(p).endswith(("ro.sqlite", "rodir"))) else real(p, mode))
+    # was: "OperationalError: attempt to write a readonly database (an internal error ...)"
+    line = one_line_error(cli("train", "--no-generated", BUNDLED_LAPLACE, "--store", store), 1)
+    assert f"{store} is read-only" in line
+    assert "nothing to fit" in one_line_error(cli("train", "--fit-only", "--store", store), 1)
+    (tmp_path / "rodir").mkdir()
+    line = one_line_error(cli("train", "--no-generated", BUNDLED_LAPLACE, "--store",
+                              tmp_path / "rodir" / "new.sqlite"), 1)
+    assert "rodir is read-only" in line                  # was: "unable to open database file"
+
+
 def test_bench_out_foreign_or_read_only(tmp_path):
     import os
     foreign = tmp_path / "foreign"
@@ -247,6 +318,17 @@ def test_bench_out_read_only_store_file(tmp_path, monkeypatch):
                         else real(p, mode))
     line = one_line_error(cli("bench", BUNDLED_LAPLACE, "--out", out), 1)
     assert "results.sqlite is not writable" in line
+
+
+def test_cli_warnings_are_one_line(tmp_path):
+    both = tmp_path / "both.mtx"
+    both.write_text("%%MatrixMarket matrix coordinate real symmetric\n3 3 3\n2 1 5\n1 2 5\n"
+                    "3 3 1\n")
+    r = cli("analyze", both, "--no-profile", "--threads", "1")
+    assert r.exit_code == 0, r.output
+    warned = [ln for ln in r.output.splitlines() if "stores both triangles" in ln]
+    assert len(warned) == 1 and warned[0].startswith("Warning: " + str(both))
+    assert "UserWarning" not in r.output and "_load_mtx" not in r.output
 
 
 # -- emit -----------------------------------------------------------------------------
@@ -294,6 +376,23 @@ def test_emit_output_paths(tmp_path):
     assert r.exit_code == 0, r.output
     assert f"-c '{spaced / 'k; rm -rf ~.c'}'" in r.output
     assert (spaced / "k; rm -rf ~.h").exists()
+    # the build line in the C comment is quoted too (it was pasted as it came)
+    assert " * Build:  cc -O3 -march=native -fopenmp -c 'k; rm -rf ~.c'\n" in \
+        (spaced / "k; rm -rf ~.c").read_text()
+    # -o naming the matrix itself (or a link to it) once overwrote it with C
+    import shutil
+    m = tmp_path / "m.mtx"
+    shutil.copy(BUNDLED_LAPLACE, m)
+    (tmp_path / "link.c").symlink_to(m)
+    before = m.read_bytes()
+    for target in (m, tmp_path / "link.c"):
+        line = one_line_error(cli("emit", m, "-o", target, "--kernel", "csr_balanced",
+                                  "--threads", "1"), 2)
+        assert "is the matrix FILE itself" in line
+    assert m.read_bytes() == before
+    # the header of -o K.H is K.h: the same file where names ignore case
+    line = one_line_error(cli("emit", BUNDLED_LAPLACE, "--header", "-o", tmp_path / "K.H"), 2)
+    assert "source and the header would both be" in line
     with pytest.raises(ValueError, match="not a C identifier"):
         from spmvtune.emit import render
         render("csr_balanced", prefix="int")

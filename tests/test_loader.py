@@ -131,6 +131,8 @@ BAD = {
     "non_numeric": ("%%MatrixMarket matrix coordinate real general\n3 3 1\n1 1 abc\n", 3, "invalid"),
     "missing_value": ("%%MatrixMarket matrix coordinate real general\n3 3 1\n1 1\n", 3, "invalid"),
     "binary": (b"\x89PNG\r\n\x1a\n\xff\xfe", 1, "not a text file"),
+    "array_too_few": ("%%MatrixMarket matrix array real general\n2 2\n1\n2\n3\n", 5,
+                      "promises 4 entries, found 3"),
 }
 
 
@@ -430,6 +432,112 @@ def test_a_huge_archive_member_is_streamed_not_read_whole(tmp_path):
     assert "Big/Big.mtx]:2" in str(err) and peak < 16 << 20
 
 
+@pytest.mark.parametrize("where", ["header", "body", "body comments"])
+def test_runs_of_blank_or_comment_lines_cost_neither_memory_nor_time(tmp_path, where):
+    """80 MiB of short lines in a gzip of ~80 KiB: refused after 1M lines before
+    the size line (each cost a Python call: 64 MiB of newlines took 20 s) or 64
+    MiB of comment and blank lines among the entries (decompressed and scanned
+    for nothing: 1 GiB took 12 s)."""
+    import time
+    import tracemalloc
+    head = b"%%MatrixMarket matrix coordinate real general\n"
+    run = b"\n" * (80 << 20) if where != "body comments" else b"%\n" * (40 << 20)
+    text = head + run + b"3 3 1\n1 1 1\n" if where == "header" else head + b"3 3 1\n" + run + b"1 1 1\n"
+    p = write(tmp_path, "blank.mtx.gz", gzip.compress(text, compresslevel=9))
+    del text, run
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    err = load_error(p)
+    seconds, peak = time.perf_counter() - t0, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    if where == "header":
+        assert "more than 1048576 comment or blank lines before the size line" in err.problem
+        assert err.line == 1048577
+    else:
+        assert "64 MiB of comment and blank lines among the entries" in err.problem
+    assert peak < 48 << 20 and seconds < 10       # the same for a run of 1 GiB
+
+
+@pytest.mark.parametrize("text,line,words", [
+    ("%%MatrixMarket matrix coordinate real skew-symmetric\n3 3 2\n2 1 3\n2 2 1\n", 4,
+     "diagonal entry (2, 2) is 1.0, but a skew-symmetric matrix has a zero diagonal"),
+    ("%%MatrixMarket matrix coordinate complex hermitian\n3 3 2\n1 1 1 0\n3 3 1 2\n", 4,
+     "diagonal entry (3, 3) is (1+2j), but a hermitian matrix has a real diagonal"),
+])
+def test_a_diagonal_the_declared_symmetry_rules_out_is_an_error(tmp_path, text, line, words):
+    """Read as stored it was neither what the file declared nor an error."""
+    err = load_error(write(tmp_path, "d.mtx", text))
+    assert err.line == line and words in err.problem, err
+    ok = text.replace("2 2 1\n", "2 2 0\n").replace("3 3 1 2\n", "3 3 1 0\n")
+    assert spmvtune.load(write(tmp_path, "ok.mtx", ok)).nnz >= 2    # zero / real: fine
+
+
+def test_line_ends_and_headerless_files_get_the_right_hint(tmp_path):
+    err = load_error(write(tmp_path, "mac.mtx", GENERAL.replace("\n", "\r")))
+    assert err.line == 1 and "bare CR" in err.problem
+    err = load_error(write(tmp_path, "nobanner.mtx", "3 3 1\n1 1 1\n"))
+    assert "if that line is the size line, add the banner above it" in err.problem
+
+
+def test_comments_are_free_text_in_any_encoding(tmp_path):
+    """A Latin-1 comment before the size line made a valid file 'not a text
+    file (undecodable bytes)'; the same comment among the entries was fine."""
+    text = GENERAL.replace("% a comment", "% Jos\xe9, \x00 r\xe9sum\xe9").encode("latin-1")
+    text += b"% caf\xe9\n"
+    A = spmvtune.load(write(tmp_path, "latin1.mtx", text))
+    assert A.nnz == 4
+    err = load_error(write(tmp_path, "size.mtx", text.replace(b"3 4 4", b"3 4 4\xe9")))
+    assert err.line == 3
+
+
+def test_a_warning_points_at_the_caller_of_load(tmp_path):
+    p = write(tmp_path, "both.mtx", "%%MatrixMarket matrix coordinate real symmetric\n"
+                                    "2 2 2\n2 1 5\n1 2 5\n")
+    tar = tmp_path / "Both.tar.gz"
+    with tarfile.open(tar, "w:gz") as t:
+        t.add(p, "Both/Both.mtx")
+    for path in (p, tar):
+        with pytest.warns(UserWarning, match="stores both triangles") as rec:
+            spmvtune.load(path)
+        assert rec[0].filename == __file__
+
+
+@pytest.mark.parametrize("name,text", [
+    ("wide.mtx", "%%MatrixMarket matrix coordinate real general\n1 4611686018427387903 0\n"),
+    ("tall.mtx", "%%MatrixMarket matrix coordinate pattern general\n4611686018427387903 1 0\n"),
+])
+def test_huge_dimensions_without_entries_are_refused_at_load(tmp_path, name, text):
+    """They loaded (a few bytes of CSR), then the first product asked for exabytes."""
+    err = load_error(write(tmp_path, name, text), MatrixTooLargeError)
+    assert "x and y included" in err.problem
+    p = npz(tmp_path, **dict(csr_members([], [], [0, 0]), shape=np.array([1, 2**61])))
+    assert "x and y included" in load_error(p, MatrixTooLargeError).problem
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "traversal", "absolute"])
+def test_archive_links_and_foreign_names_are_not_followed(tmp_path, kind):
+    """Name/Name.mtx must be a regular member of that name: a link (to /etc/passwd,
+    or to another member) or a path out of the archive is not read, nothing is extracted."""
+    p = tmp_path / "Name.tar.gz"
+    good = GENERAL.encode()
+    with tarfile.open(p, "w:gz") as tar:
+        def regular(name):
+            info = tarfile.TarInfo(name)
+            info.size = len(good)
+            tar.addfile(info, io.BytesIO(good))
+        if kind in ("symlink", "hardlink"):
+            regular("Name/other.mtx")
+            info = tarfile.TarInfo("Name/Name.mtx")
+            info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+            info.linkname = "/etc/passwd" if kind == "symlink" else "Name/other.mtx"
+            tar.addfile(info)
+        else:
+            regular("../../Name/Name.mtx" if kind == "traversal" else "/Name/Name.mtx")
+    err = load_error(p)
+    assert "should hold Name/Name.mtx" in err.problem
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["Name.tar.gz"]
+
+
 def test_running_out_of_memory_names_the_file(tmp_path, monkeypatch):
     def no_memory(*a, **kw):
         raise MemoryError()
@@ -510,6 +618,17 @@ def test_npz_member_sizes_are_checked_before_reading(tmp_path):
     p = npz(tmp_path, **csr_members([1, 2], [0, 1], [0, 1, 2, 2]))
     with pytest.raises(MatrixTooLargeError, match="m.npz"):
         spmvtune.load(p, max_bytes=100)
+
+
+def test_npz_dia_offsets_beyond_32_bits_are_not_wrapped(tmp_path):
+    """SciPy keeps a small matrix's offsets in 32 bits: 2**62 wrapped to 0 and
+    a diagonal outside the matrix was read as its main diagonal."""
+    members = dict(format=np.array("dia"), shape=np.array([3, 3]),
+                   data=np.array([[1.0, 2, 3], [4, 5, 6]]), offsets=np.array([2**62, 1]))
+    A = spmvtune.load(npz(tmp_path, **members))
+    np.testing.assert_array_equal(A.toarray(), [[0, 5, 0], [0, 0, 6], [0, 0, 0]])
+    members["offsets"] = np.array([-2**32, 2**32])
+    assert spmvtune.load(npz(tmp_path, "far.npz", **members)).nnz == 0
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "bsr", "dia"])

@@ -32,6 +32,9 @@ class BenchStore:
         self.path = self.dir / "results.sqlite"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ValueError(f"cannot create --out directory {self.dir}: a file is in the "
+                             "way") from None
         except OSError as exc:
             raise ValueError(f"cannot create --out directory {self.dir}: "
                              f"{exc.strerror or exc}") from None
@@ -47,11 +50,11 @@ class BenchStore:
 
     def _open(self):
         db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
+        try:          # another program's database is refused before anything in it changes
             tables = {t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables - {"rows"}:
                 raise sqlite3.DatabaseError(f"it holds other tables: {', '.join(sorted(tables))}")
+            db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE IF NOT EXISTS rows (matrix TEXT NOT NULL, threads INTEGER "
                        "NOT NULL, status TEXT NOT NULL, row TEXT NOT NULL, "
                        "PRIMARY KEY (matrix, threads))")
