@@ -30,8 +30,9 @@ LINE_BYTES = 64   # bytes of a cache line
 #: Up to this many nonzeros every row is inspected.  Beyond, the per-nonzero
 #: statistics come from the rows that SAMPLE_POINTS random points select (one
 #: point in each window of S units, row i owning r_i + alpha units, alpha the
-#: mean row length): 2^15 points keep the estimates the cost model reads within
-#: ~2% (x_lines_per_nnz, whose events are rare on banded matrices, ~1% sd).
+#: mean row length; see :func:`_sampling`): 2^15 points keep the estimates the
+#: cost model reads within ~2% (x_lines_per_nnz, whose events are rare on banded
+#: matrices, ~1% sd).
 EXACT_NNZ = 1 << 18
 SAMPLE_POINTS = 1 << 15
 
@@ -572,8 +573,7 @@ def structural_features(A, caches=None, threads=2):
     nnz = csr.nnz
     indptr, indices, data = csr.indptr, csr.indices, csr.data     # no copies
     vb = data.dtype.itemsize
-    alpha = 0 if nnz <= EXACT_NNZ else max(1, round(nnz / m))     # units per row
-    S = 1 if nnz <= EXACT_NNZ else -(-(nnz + alpha * m) // SAMPLE_POINTS)
+    alpha, S = _sampling(m, nnz)
     par = nnz >= PARALLEL_NNZ and m >= 64
     T = get_num_threads() if par else 1
     diag_len = (m + n + 8) // 8 * 8           # bytes per thread (whole 8-byte words)
@@ -638,6 +638,18 @@ def structural_features(A, caches=None, threads=2):
     return f
 
 
+def _sampling(m, nnz):
+    """(alpha, S) of the row sample: units per row beyond its nonzeros, units per
+    window; (0, 1) to inspect every row (up to EXACT_NNZ nonzeros, and where
+    windows would span fewer than 2 mean rows: the sample would visit most rows
+    anyway, each at more cost than in order)."""
+    if nnz <= EXACT_NNZ:
+        return 0, 1
+    alpha = max(1, round(nnz / m))
+    S = -(-(nnz + alpha * m) // SAMPLE_POINTS)
+    return (0, 1) if S < 2 * (nnz / m + alpha) else (alpha, S)
+
+
 def _diagonals(m, n, nnz, dq, visited_nnz, certain_nnz):
     """Occupied diagonals: exact when every row was visited.  Otherwise, per
     block of diagonals (``dq``, rows of :func:`_diag_range`), the covered ones
@@ -677,7 +689,7 @@ FEATURES_SAMPLED_NNZ_SECONDS = 8e-11
 def feature_seconds(csr):
     """Estimated seconds of :func:`structural_features` on ``csr``."""
     m, n = csr.shape
-    if csr.nnz <= EXACT_NNZ:
+    if _sampling(m, csr.nnz)[1] == 1:
         return FEATURES_FIXED_SECONDS + FEATURES_NNZ_SECONDS * csr.nnz
     return (FEATURES_SAMPLED_SECONDS + FEATURES_LINE_SECONDS * (m + n)
             + FEATURES_SAMPLED_NNZ_SECONDS * csr.nnz)
