@@ -18,7 +18,7 @@ from functools import partial
 import numpy as np
 from numba import njit, prange
 
-from ._loops import U1, U2, U3, value_at, zero_of
+from ._loops import U0, U1, U2, U3, value_at, zero_of
 from .indices import nbytes, unsigned_for
 from .partition import balanced_rows
 from .registry import DTYPES, KernelSpec, KernelUnusable, Prepared, register, value_bytes
@@ -137,62 +137,132 @@ def _key(col, C, n_cols):
     return min((col // C) * C, n_cols - C)
 
 
+@njit(cache=True, inline="always")
+def _union(a, a0, a1, b, b0, b1, out):
+    """The sorted union of a[a0:a1] and b[b0:b1] (each sorted, no repeats) into
+    ``out``; returns its length."""
+    i = a0
+    j = b0
+    k = 0
+    while i < a1 and j < b1:
+        x = np.int64(a[i])
+        y = np.int64(b[j])
+        if x <= y:
+            out[k] = x
+            i += U1
+            if x == y:
+                j += U1
+        else:
+            out[k] = y
+            j += U1
+        k += 1
+    while i < a1:
+        out[k] = np.int64(a[i])
+        i += U1
+        k += 1
+    while j < b1:
+        out[k] = np.int64(b[j])
+        j += U1
+        k += 1
+    return k
+
+@njit(cache=True, inline="always")
+def _keys(u, n, n_cols, counts, R):
+    """Add to ``counts[R - 1, C - 1]`` the aligned 1 x C blocks (C = 1..4) that
+    the sorted columns ``u[:n]`` occupy."""
+    c2 = c3 = c4 = 0
+    l2 = l3 = l4 = -1
+    for t in range(n):
+        col = u[t]
+        k = min(col - col % 2, n_cols - 2)
+        if k != l2:
+            c2 += 1
+            l2 = k
+        k = min(col - col % 3, n_cols - 3)
+        if k != l3:
+            c3 += 1
+            l3 = k
+        k = min(col - col % 4, n_cols - 4)
+        if k != l4:
+            c4 += 1
+            l4 = k
+    counts[R - 1, 0] += n
+    counts[R - 1, 1] += c2
+    counts[R - 1, 2] += c3
+    counts[R - 1, 3] += c4
+
 @njit(cache=True)
 def _block_counts(indptr, indices, n_cols, starts, stretch, counts):
     """Blocks of every shape R x C (1 <= R, C <= 4) over the rows
     ``[s, s + stretch)`` of each ``s`` in ``starts`` (multiples of 12, so that
     block rows of every R align); ``counts[R - 1, C - 1] += blocks``.
-    R = 1 counts greedy unaligned runs (:func:`_runs`); R > 1 aligned blocks,
-    by merging the R sorted rows of each block row."""
-    m = indptr.shape[0] - 1
-    ptr = np.zeros(4, np.int64)
-    end = np.zeros(4, np.int64)
-    for s in starts:
-        e = min(s + stretch, m)
-        for i in range(s, e):                                   # R = 1: runs
-            counts[0, 0] += indptr[i + 1] - indptr[i]
-            for C in range(2, 5):
-                if C > n_cols:
-                    continue
-                k = indptr[i]
-                while k < indptr[i + 1]:
-                    start = min(indices[k], n_cols - C)
-                    while k < indptr[i + 1] and indices[k] < start + C:
-                        k += 1
-                    counts[0, C - 1] += 1
-        for R in range(2, 5):
-            for r0 in range(s, e, R):
-                nr = min(R, m - r0)
-                for t in range(nr):
-                    ptr[t] = indptr[r0 + t]
-                    end[t] = indptr[r0 + t + 1]
-                l1 = l2 = l3 = l4 = -1
-                while True:
-                    col = -1
-                    for t in range(nr):
-                        if ptr[t] < end[t] and (col < 0 or indices[ptr[t]] < col):
-                            col = indices[ptr[t]]
-                    if col < 0:
-                        break
-                    for t in range(nr):
-                        if ptr[t] < end[t] and indices[ptr[t]] == col:
-                            ptr[t] += 1
-                    # block starts for C = 1..4 with constant divisors (no idiv)
-                    if col != l1:
-                        counts[R - 1, 0] += 1
-                        l1 = col
-                    k = min(col - col % 2, n_cols - 2)
-                    if k != l2:
-                        counts[R - 1, 1] += 1
-                        l2 = k
-                    k = min(col - col % 3, n_cols - 3)
-                    if k != l3:
-                        counts[R - 1, 2] += 1
-                        l3 = k
-                    k = min(col - col % 4, n_cols - 4)
-                    if k != l4:
-                        counts[R - 1, 3] += 1
-                        l4 = k
+    R = 1 counts greedy unaligned runs (:func:`_runs`), all C in one sweep of
+    each row; R > 1 aligned blocks, from the sorted union of the block row's
+    columns (pairs of rows, then pairs of pairs for R = 4).  Array indices are
+    uint64: Numba checks signed ones for wraparound.  (The structural features
+    estimate blocks on every matrix: this is most of their cost on small ones.)"""
+    m = np.uint64(indptr.shape[0] - 1)
+    rmax = 0
+    for s_ in starts:                               # buffers for the unions of 4 rows
+        s = np.uint64(s_)
+        for i in range(s, min(s + np.uint64(stretch + 3), m)):
+            rmax = max(rmax, np.int64(indptr[i + U1]) - np.int64(indptr[i]))
+    b1 = np.empty(2 * rmax + 1, np.int64)
+    b2 = np.empty(2 * rmax + 1, np.int64)
+    b3 = np.empty(4 * rmax + 1, np.int64)
+    tot = 0
+    n2 = n3 = n4 = 0
+    for s_ in starts:
+        s = np.uint64(s_)
+        e = min(s + np.uint64(stretch), m)
+        for i in range(s, e):                     # R = 1: greedy runs of C = 2, 3, 4 at once
+            k0 = np.uint64(indptr[i])
+            k1 = np.uint64(indptr[i + U1])
+            tot += np.int64(k1 - k0)
+            e2 = e3 = e4 = -1
+            for k in range(k0, k1):
+                col = np.int64(indices[k])
+                if col >= e2:
+                    n2 += 1
+                    e2 = min(col, n_cols - 2) + 2
+                if col >= e3:
+                    n3 += 1
+                    e3 = min(col, n_cols - 3) + 3
+                if col >= e4:
+                    n4 += 1
+                    e4 = min(col, n_cols - 4) + 4
+        # R = 2 and 4: unions of row pairs, and of two pairs
+        for r0 in range(s, e, np.uint64(4)):
+            p0 = np.uint64(indptr[r0])
+            p1 = np.uint64(indptr[min(r0 + U1, m)])
+            p2 = np.uint64(indptr[min(r0 + np.uint64(2), m)])
+            p3 = np.uint64(indptr[min(r0 + np.uint64(3), m)])
+            p4 = np.uint64(indptr[min(r0 + np.uint64(4), m)])
+            na = _union(indices, p0, p1, indices, p1, p2, b1)
+            _keys(b1, na, n_cols, counts, 2)
+            if r0 + np.uint64(2) < e:
+                nb = _union(indices, p2, p3, indices, p3, p4, b2)
+                _keys(b2, nb, n_cols, counts, 2)
+            else:
+                nb = 0
+            nc = _union(b1, U0, np.uint64(na), b2, U0, np.uint64(nb), b3)
+            _keys(b3, nc, n_cols, counts, 4)
+        # R = 3
+        for r0 in range(s, e, np.uint64(3)):
+            p0 = np.uint64(indptr[r0])
+            p1 = np.uint64(indptr[min(r0 + U1, m)])
+            p2 = np.uint64(indptr[min(r0 + np.uint64(2), m)])
+            p3 = np.uint64(indptr[min(r0 + np.uint64(3), m)])
+            na = _union(indices, p0, p1, indices, p1, p2, b1)
+            nc = _union(b1, U0, np.uint64(na), indices, p2, p3, b3)
+            _keys(b3, nc, n_cols, counts, 3)
+    counts[0, 0] += tot
+    if n_cols >= 2:
+        counts[0, 1] += n2
+    if n_cols >= 3:
+        counts[0, 2] += n3
+    if n_cols >= 4:
+        counts[0, 3] += n4
 
 
 #: Entries sampled to estimate block fill (contiguous stretches of rows).
@@ -211,18 +281,24 @@ def block_estimates(csr, value_size=8.0, sample_nnz=SAMPLE_NNZ):
     if nnz == 0 or m == 0:                  # nothing to block: 1 x 1 (plain row pointers)
         return {shape: ((4.0 * (m + 1), 1.0) if shape == (1, 1) else (np.inf, np.inf))
                 for shape in SHAPES}
-    indptr = np.asarray(csr.indptr, dtype=np.int64)
     rows_wanted = max(12, int(m * min(1.0, sample_nnz / nnz)))
     stretch = max(12, -(-rows_wanted // 8 // 12) * 12)
-    starts = np.unique(np.linspace(0, max(m - stretch, 0), 8).astype(np.int64) // 12 * 12)
+    # 8 evenly spaced starts, multiples of 12 (np.linspace's points, in plain Python:
+    # this runs on every matrix the features see, and numpy calls cost microseconds)
+    last = max(m - stretch, 0)
+    step = last / 7
+    starts = np.array(sorted({int(k * step) // 12 * 12 for k in range(7)} | {last // 12 * 12}),
+                      dtype=np.int64)
     counts = np.zeros((4, 4), np.int64)
-    _block_counts(indptr, np.asarray(csr.indices, dtype=np.int64), n, starts, stretch, counts)
-    stored = counts[0, 0]
+    # int32 or int64 indices as they are: no O(nnz) copy for a sample
+    _block_counts(csr.indptr, csr.indices, n, starts, stretch, counts)
+    counts = counts.tolist()
+    stored = counts[0][0]
     for R, C in SHAPES:
         if R > m or C > n or stored == 0:
             out[(R, C)] = (np.inf, np.inf)
             continue
-        fill = counts[R - 1, C - 1] * R * C / stored
+        fill = counts[R - 1][C - 1] * R * C / stored
         out[(R, C)] = (nnz * fill * (value_size + 4.0 / (R * C)) + 4.0 * m / R, fill)
     return out
 
