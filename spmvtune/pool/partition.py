@@ -20,14 +20,27 @@ def even_rows(n_rows, nparts):
 def balanced_rows(indptr, nparts):
     """``nparts`` row partitions of (almost) equal cost ``nnz + ROW_COST * rows``.
 
-    indptr: (n_rows + 1,) integer row pointer.  Returns (nparts + 1,) uint64.
+    indptr: (n_rows + 1,) integer row pointer.  Returns (nparts + 1,) uint64:
+    bound p is the first row whose cost before it reaches p / nparts of the
+    total (a binary search per bound: O(nparts log n_rows), no pass over
+    the rows).
     """
     n_rows = len(indptr) - 1
-    cost = indptr.astype(np.float64) + ROW_COST * np.arange(n_rows + 1)
-    targets = np.linspace(0.0, cost[-1], nparts + 1)
-    bounds = np.searchsorted(cost, targets, side="left").astype(np.uint64)
-    bounds[0], bounds[-1] = 0, n_rows
-    return np.maximum.accumulate(bounds)
+    cost = lambda i: float(indptr[i]) + ROW_COST * i           # noqa: E731
+    targets = np.linspace(0.0, cost(n_rows), nparts + 1)
+    bounds = np.zeros(nparts + 1, dtype=np.uint64)
+    lo = 0
+    for p in range(1, nparts):
+        hi = n_rows + 1                      # first i in [lo, n_rows] with cost(i) >= target
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if cost(mid) < targets[p]:
+                lo = mid + 1
+            else:
+                hi = mid
+        bounds[p] = lo
+    bounds[nparts] = n_rows
+    return bounds
 
 
 def nnz_partition(indptr, nparts):
