@@ -7,8 +7,10 @@ code per nonzero cuts the value stream from 8 to 1-2 bytes per nonzero.
 from functools import partial
 
 import numpy as np
+from numba import get_num_threads, njit, prange
+from numba.extending import overload
 
-from ._loops import rows_par, rows_ser
+from ._loops import rows_par, rows_ser, zero_of
 from .csr import row_partitions
 from .indices import nbytes, unsigned_csr
 from .prefetch import DEFAULT_DISTANCE, check_distance
@@ -16,44 +18,173 @@ from .registry import (DTYPES, KernelSpec, KernelUnusable, Prepared, csr_bytes, 
                        value_bytes)
 
 MAX_DISTINCT = 1 << 16
+#: Nonzeros per chunk of the parallel passes (each chunk hashes its values
+#: into its own table; tables are merged, then codes remapped).
+CHUNK_NNZ = 1 << 20
+_FIB = np.uint64(0x9E3779B97F4A7C15)
+#: Chunk statuses of :func:`_hash_chunks`.
+_OK, _TOO_MANY, _NAN = 0, 1, 2
 
 
-def _distinct(a):
-    a = np.sort(a)
-    keep = np.ones(len(a), dtype=bool)
-    keep[1:] = a[1:] != a[:-1]        # NaN != NaN: each NaN would count; NaNs are rare
-    return a[keep]
+def _slot(bits, k, sign, shift):
+    """Slot of the value whose bits are ``bits[k]`` in a table of
+    2**(64 - shift) slots: one word (1-D bits, real values) or two ((n, 2)
+    bits, complex values); -0.0 (a word of the sign bit alone) hashes as 0.0."""
+    h = np.uint64(0)
+    for b in np.atleast_1d(bits[k]):
+        b = np.uint64(0) if b == sign else np.uint64(b)
+        h = (h ^ b ^ (b >> np.uint64(29))) * _FIB
+    return (h * _FIB) >> shift
+
+
+@overload(_slot, inline="always")
+def _slot_impl(bits, k, sign, shift):
+    # -0.0 -> 0.0 without a branch: b & (0 - (b != sign)) clears the sign word.
+    if bits.ndim == 1:
+        def impl(bits, k, sign, shift):
+            b = np.uint64(bits[k])
+            b &= np.uint64(0) - np.uint64(b != sign)
+            return ((b ^ (b >> np.uint64(29))) * _FIB) >> shift
+    else:
+        def impl(bits, k, sign, shift):
+            b = np.uint64(bits[k, 0])
+            b &= np.uint64(0) - np.uint64(b != sign)
+            c = np.uint64(bits[k, 1])
+            c &= np.uint64(0) - np.uint64(c != sign)
+            h = (b ^ (b >> np.uint64(29))) * _FIB ^ c
+            return ((h ^ (h >> np.uint64(29))) * _FIB) >> shift
+    return impl
+
+
+@njit(cache=True, nogil=True)
+def _table(local, lbits, n, sign, log2):
+    """A table of 2**log2 slots holding the codes of local[:n] (-1: empty)."""
+    table = np.full(1 << log2, -1, np.int32)
+    shift = np.uint64(64 - log2)
+    mask = np.uint64((1 << log2) - 1)
+    for t in range(n):
+        i = _slot(lbits, t, sign, shift)
+        while table[i] >= 0:
+            i = (i + np.uint64(1)) & mask
+        table[i] = t
+    return table
+
+
+@njit(cache=True, nogil=True)
+def _hash_range(data, bits, sign, k0, k1, codes, local, lbits):
+    """Codes (in first-seen order) of data[k0:k1] into ``codes``; the distinct
+    values (-0.0 as 0.0) into ``local`` (whose bits ``lbits`` views).  Returns
+    (count, status): status _TOO_MANY as soon as more than MAX_DISTINCT values
+    are seen, _NAN at a NaN.  An open-addressing table, grown while half
+    full, stays small (in L1) for matrices with few values; a run of equal
+    values skips the hashing."""
+    zero = zero_of(local, local)
+    log2 = 8
+    table = _table(local, lbits, 0, sign, log2)
+    shift = np.uint64(64 - log2)
+    mask = np.uint64((1 << log2) - 1)
+    n = 0
+    prev = zero
+    prev_code = -1
+    for k in range(k0, k1):
+        v = data[k]
+        if v == prev and prev_code >= 0:
+            codes[k] = prev_code
+            continue
+        if v != v:
+            return n, _NAN
+        j = _slot(bits, k, sign, shift)
+        while True:
+            c = np.int64(table[j])
+            if c < 0:
+                if n == MAX_DISTINCT:
+                    return n, _TOO_MANY
+                local[n] = v + zero
+                table[j] = n
+                c = n
+                n += 1
+                if 2 * n > table.shape[0]:
+                    log2 += 1
+                    table = _table(local, lbits, n, sign, log2)
+                    shift = np.uint64(64 - log2)
+                    mask = np.uint64((1 << log2) - 1)
+                break
+            if local[c] == v:
+                break
+            j = (j + np.uint64(1)) & mask
+        codes[k] = c
+        prev = v
+        prev_code = c
+    return n, _OK
+
+
+@njit(cache=True, parallel=True)
+def _hash_chunks(data, bits, sign, bounds, codes, local, lbits, counts, status):
+    for c in prange(bounds.shape[0] - 1):
+        counts[c], status[c] = _hash_range(data, bits, sign, bounds[c], bounds[c + 1],
+                                           codes, local[c], lbits[c])
+
+
+@njit(cache=True, parallel=True)
+def _remap_chunks(bounds, remap, codes, out):
+    for c in prange(bounds.shape[0] - 1):
+        r = remap[c]
+        for k in range(bounds[c], bounds[c + 1]):
+            out[k] = r[codes[k]]
+
+
+def _bits(a):
+    """The bits of values ``a`` (C-contiguous, any shape) as unsigned words
+    (one more axis of two words for complex values), and the word of -0.0
+    (the sign bit alone)."""
+    word = np.dtype(np.uint32 if a.dtype in (np.float32, np.complex64) else np.uint64)
+    shape = a.shape if a.itemsize == word.itemsize else a.shape + (2,)
+    return a.view(word).reshape(shape), np.uint64(1 << (8 * word.itemsize - 1))
+
+
+def _unusable(status):
+    if (status == _NAN).any():
+        raise KernelUnusable("NaN values cannot be value-indexed")
+    raise KernelUnusable(f"more than {MAX_DISTINCT} distinct values "
+                         "(the value index holds at most that many)")
 
 
 def value_index(data):
     """(vals, vidx): ``vals[vidx] == data``; vidx uint8 or uint16.
 
-    data: (nnz,) of any value type; vals has the same type.  Raises
-    :class:`KernelUnusable` when there are more than 65536 distinct values,
-    or NaNs.  -0.0 and 0.0 share one code.
+    data: (nnz,) of any value type; vals (sorted, the same type) holds its
+    distinct values.  Raises :class:`KernelUnusable` when there are more than
+    65536 distinct values, or NaNs.  -0.0 and 0.0 share one code.
+
+    Two parallel O(nnz) passes, no sort of the nonzeros: chunks of the values
+    hash into their own small tables (first-seen codes, 16-bit) and stop at
+    the first NaN or past MAX_DISTINCT values; the tables' union is sorted
+    (at most chunks x 65536 values); then each chunk remaps its codes.
     """
-    # The distinct values of an evenly spaced sample usually are all of them:
-    # then one searchsorted + a check replaces sorting every value.  Only when
-    # the check fails is the whole array sorted.
-    vals = _distinct(data[:: max(1, len(data) // 200_000)])
+    data = np.ascontiguousarray(data)
+    nnz = len(data)
+    if nnz == 0:
+        return np.zeros(1, dtype=data.dtype), np.zeros(0, dtype=np.uint8)
+    n_chunks = max(1, min(-(-nnz // CHUNK_NNZ), 4 * get_num_threads()))
+    bounds = np.linspace(0, nnz, n_chunks + 1).astype(np.int64)
+    bits, sign = _bits(data)
+    codes = np.empty(nnz, dtype=np.uint16)
+    local = np.empty((n_chunks, MAX_DISTINCT), dtype=data.dtype)
+    counts = np.zeros(n_chunks, dtype=np.int64)
+    status = np.zeros(n_chunks, dtype=np.int64)
+    _hash_chunks(data, bits, sign, bounds, codes, local, _bits(local)[0], counts, status)
+    if status.any():
+        _unusable(status)
+    vals = np.unique(np.concatenate([local[c, :counts[c]] for c in range(n_chunks)]))
     if len(vals) > MAX_DISTINCT:
-        raise KernelUnusable(f"more than {MAX_DISTINCT} distinct values "
-                             "(the value index holds at most that many)")
-    if np.isnan(vals[-1:]).any():
-        raise KernelUnusable("NaN values cannot be value-indexed")
-    vidx = np.minimum(np.searchsorted(vals, data), max(len(vals) - 1, 0))
-    if len(data) and not np.array_equal(vals[vidx], data):
-        vals = _distinct(data)
-        if len(vals) > MAX_DISTINCT:
-            raise KernelUnusable(f"more than {MAX_DISTINCT} distinct values "
-                                 "(the value index holds at most that many)")
-        if np.isnan(vals[-1:]).any():
-            raise KernelUnusable("NaN values cannot be value-indexed")
-        vidx = np.searchsorted(vals, data)
+        _unusable(status)
     code_t = np.uint8 if len(vals) <= 256 else np.uint16
-    if len(vals) == 0:
-        vals = np.zeros(1, dtype=data.dtype)
-    return np.ascontiguousarray(vals, dtype=data.dtype), vidx.astype(code_t)
+    remap = np.zeros((n_chunks, MAX_DISTINCT), dtype=code_t)
+    for c in range(n_chunks):
+        remap[c, :counts[c]] = np.searchsorted(vals, local[c, :counts[c]])
+    vidx = np.empty(nnz, dtype=code_t)
+    _remap_chunks(bounds, remap, codes, vidx)
+    return np.ascontiguousarray(vals, dtype=data.dtype), vidx
 
 
 def _prepare(csr, threads, *, distance=0, wide=False):
