@@ -16,7 +16,7 @@ multiple of c, the last block column is shifted left to end at ``n_cols``.
 from functools import partial
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from ._loops import U1, U2, U3, value_at, zero_of
 from .indices import nbytes, unsigned_for
@@ -90,45 +90,6 @@ def _bcsr_par(parts, rt, ct, bptr, bcol, bval, vidx, x, y):
 def _bcsr_ser(parts, rt, ct, bptr, bcol, bval, vidx, x, y):
     for p in range(parts.shape[0] - 1):
         _bcsr_part(np.uint64(p), parts, rt, ct, bptr, bcol, bval, vidx, x, y)
-
-
-@njit(cache=True)
-def _runs(indptr, indices, data, C, n_cols, count_only, bptr, bcol, bval):
-    """Greedy 1 x C runs: a run starts at a row's next unplaced column (moved
-    left to end by ``n_cols``) and takes the entries below start + C.
-    Returns the number of runs; fills bptr/bcol/bval unless count_only."""
-    nb = 0
-    for i in range(indptr.shape[0] - 1):
-        k = indptr[i]
-        end = indptr[i + 1]
-        while k < end:
-            start = min(indices[k], n_cols - C)
-            if not count_only:
-                bcol[nb] = start
-            while k < end and indices[k] < start + C:
-                if not count_only:
-                    bval[nb * C + indices[k] - start] = data[k]
-                k += 1
-            nb += 1
-        if not count_only:
-            bptr[i + 1] = nb
-    return nb
-
-
-def runs_encode(csr, C, wide=False):
-    """BCSR(1, C) with unaligned runs (stencils: runs of consecutive columns
-    that do not start at multiples of C)."""
-    indptr = np.asarray(csr.indptr, dtype=np.int64)
-    indices = np.asarray(csr.indices, dtype=np.int64)
-    n = csr.shape[1]
-    dummy_i, dummy_f = np.zeros(1, np.int64), np.zeros(1, csr.data.dtype)
-    nb = _runs(indptr, indices, csr.data, C, n, True, dummy_i, dummy_i, dummy_f)
-    bptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
-    bcol = np.zeros(nb, dtype=np.int64)
-    bval = np.zeros(nb * C, dtype=csr.data.dtype)
-    _runs(indptr, indices, csr.data, C, n, False, bptr, bcol, bval)
-    return (bptr.astype(unsigned_for(nb, wide)),
-            bcol.astype(unsigned_for(max(n - 1, 0), wide)), bval)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -211,12 +172,12 @@ def block_estimates(csr, value_size=8.0, sample_nnz=SAMPLE_NNZ):
     if nnz == 0 or m == 0:                  # nothing to block: 1 x 1 (plain row pointers)
         return {shape: ((4.0 * (m + 1), 1.0) if shape == (1, 1) else (np.inf, np.inf))
                 for shape in SHAPES}
-    indptr = np.asarray(csr.indptr, dtype=np.int64)
+    indptr = csr.indptr
     rows_wanted = max(12, int(m * min(1.0, sample_nnz / nnz)))
     stretch = max(12, -(-rows_wanted // 8 // 12) * 12)
     starts = np.unique(np.linspace(0, max(m - stretch, 0), 8).astype(np.int64) // 12 * 12)
     counts = np.zeros((4, 4), np.int64)
-    _block_counts(indptr, np.asarray(csr.indices, dtype=np.int64), n, starts, stretch, counts)
+    _block_counts(indptr, csr.indices, n, starts, stretch, counts)
     stored = counts[0, 0]
     for R, C in SHAPES:
         if R > m or C > n or stored == 0:
@@ -241,64 +202,157 @@ def choose_shape(csr):
     return best_shape(block_estimates(csr))[0]
 
 
-@njit(cache=True, parallel=True)
-def _bcsr_fill(indptr, indices, data, R, C, n_cols, count_only, bptr, bcol, bval):
-    """Aligned R x C blocks, one block row per iteration (rows merged in column
-    order).  With count_only, bptr[bi + 1] = blocks of block row bi; else the
-    blocks of block row bi go to bptr[bi]:... (column-major values)."""
+#: Flags carried in tuple *types* (compile-time constants): count the blocks
+#: only, or write them.
+COUNT, FILL = (), (0,)
+
+
+@njit(cache=True, nogil=True)
+def _encode_brows(br0, br1, indptr, indices, data, rt, ct, n_cols, fl, b, bptr, bcol, bval):
+    """Blocks of block rows br0:br1, the first numbered ``b``; returns the
+    number after the last.  R = len(rt), C = len(ct) and whether to write
+    (fl == FILL) or only count (COUNT) are compile-time constants.  R == 1:
+    greedy runs of up to C columns, each starting at the row's next unplaced
+    column (moved left to end by ``n_cols``); R > 1: aligned blocks
+    (:func:`_key`), the R rows of a block row merged block by block, their
+    positions p0..p3 in registers.  A block at ``key`` takes each row's
+    entries below key + C (those before it are placed already).  Writing
+    fills bptr, bcol and the column-major values.
+
+    The per-row steps are written out, not called: a helper function for
+    them (even inlined) made this loop 3-9x slower."""
+    R = len(rt)
+    C = len(ct)
+    RC = R * C
     m = indptr.shape[0] - 1
-    n_brows = (m + R - 1) // R
-    for bi in prange(n_brows):
+    big = np.int64(n_cols) + 1
+    for bi in range(br0, br1):
         r0 = bi * R
-        nr = min(R, m - r0)
-        ptr = np.empty(R, np.int64)
-        end = np.empty(R, np.int64)
-        for t in range(nr):
-            ptr[t] = indptr[r0 + t]
-            end[t] = indptr[r0 + t + 1]
-        b = -1 if count_only else bptr[bi] - 1
-        nb = 0
-        last = -1
-        while True:
-            col = -1
-            for t in range(nr):
-                if ptr[t] < end[t] and (col < 0 or indices[ptr[t]] < col):
-                    col = indices[ptr[t]]
-            if col < 0:
-                break
-            key = _key(col, C, n_cols)
-            if key != last:
-                last = key
-                nb += 1
+        if R == 1:
+            k = np.int64(indptr[r0])
+            k1 = np.int64(indptr[r0 + 1])
+            while k < k1:
+                start = min(np.int64(indices[k]), n_cols - C)
+                lim = start + C
+                v = b * C - start
+                if len(fl):
+                    bcol[b] = start
+                while k < k1:
+                    col = np.int64(indices[k])
+                    if col >= lim:
+                        break
+                    if len(fl):
+                        bval[v + col] = data[k]
+                    k += 1
                 b += 1
-                if not count_only:
+        else:
+            p0 = np.int64(indptr[r0])
+            e0 = np.int64(indptr[r0 + 1])
+            p1 = e1 = p2 = e2 = p3 = e3 = e0
+            if r0 + 1 < m:
+                e1 = np.int64(indptr[r0 + 2])
+            if R > 2:
+                p2 = e2 = e1
+                if r0 + 2 < m:
+                    e2 = np.int64(indptr[r0 + 3])
+            if R > 3:
+                p3 = e3 = e2
+                if r0 + 3 < m:
+                    e3 = np.int64(indptr[r0 + 4])
+            while True:
+                key = big
+                if p0 < e0:
+                    key = min(key, _key(np.int64(indices[p0]), C, n_cols))
+                if p1 < e1:
+                    key = min(key, _key(np.int64(indices[p1]), C, n_cols))
+                if R > 2 and p2 < e2:
+                    key = min(key, _key(np.int64(indices[p2]), C, n_cols))
+                if R > 3 and p3 < e3:
+                    key = min(key, _key(np.int64(indices[p3]), C, n_cols))
+                if key == big:
+                    break
+                lim = key + C
+                v = b * RC - key * R
+                if len(fl):
                     bcol[b] = key
-            for t in range(nr):
-                if ptr[t] < end[t] and indices[ptr[t]] == col:
-                    if not count_only:
-                        bval[b * R * C + (col - key) * R + t] = data[ptr[t]]
-                    ptr[t] += 1
-        if count_only:
-            bptr[bi + 1] = nb
+                while p0 < e0:
+                    col = np.int64(indices[p0])
+                    if col >= lim:
+                        break
+                    if len(fl):
+                        bval[v + col * R] = data[p0]
+                    p0 += 1
+                while p1 < e1:
+                    col = np.int64(indices[p1])
+                    if col >= lim:
+                        break
+                    if len(fl):
+                        bval[v + col * R + 1] = data[p1]
+                    p1 += 1
+                if R > 2:
+                    while p2 < e2:
+                        col = np.int64(indices[p2])
+                        if col >= lim:
+                            break
+                        if len(fl):
+                            bval[v + col * R + 2] = data[p2]
+                        p2 += 1
+                if R > 3:
+                    while p3 < e3:
+                        col = np.int64(indices[p3])
+                        if col >= lim:
+                            break
+                        if len(fl):
+                            bval[v + col * R + 3] = data[p3]
+                        p3 += 1
+                b += 1
+        if len(fl):
+            bptr[bi + 1] = b
+    return b
+
+
+@njit(cache=True, parallel=True)
+def _encode_chunks(indptr, indices, data, rt, ct, n_cols, bounds, fl, starts,
+                   bptr, bcol, bval):
+    """Chunks of block rows ``bounds[c]:bounds[c + 1]`` in parallel: count
+    their blocks into ``starts[c + 1]`` (fl == COUNT), or write them from
+    block ``starts[c]`` on (FILL)."""
+    for c in prange(bounds.shape[0] - 1):
+        if len(fl):
+            _encode_brows(bounds[c], bounds[c + 1], indptr, indices, data, rt, ct, n_cols,
+                          fl, starts[c], bptr, bcol, bval)
+        else:
+            starts[c + 1] = _encode_brows(bounds[c], bounds[c + 1], indptr, indices, data,
+                                          rt, ct, n_cols, fl, 0, bptr, bcol, bval)
+
+
+#: Rows per chunk of the parallel encoding passes, at least.
+CHUNK_ROWS = 1 << 14
 
 
 def bcsr_encode(csr, R, C, wide=False):
-    """(bptr, bcol, bval) of aligned R x C blocks (R > 1), in two parallel O(nnz) passes."""
+    """(bptr, bcol, bval) of R x C blocks (R == 1: unaligned runs; R > 1:
+    aligned blocks), unsigned indices, in two parallel O(nnz) passes over
+    chunks of block rows: count the blocks, then write them."""
     m, n = csr.shape
-    indptr = np.asarray(csr.indptr, dtype=np.int64)
-    cols = np.asarray(csr.indices, dtype=np.int64)
-    data = np.asarray(csr.data)
     n_brows = -(-m // R)
-    bptr = np.zeros(n_brows + 1, dtype=np.int64)
-    dummy_i, dummy_f = np.zeros(1, np.int64), np.zeros(1, data.dtype)
-    _bcsr_fill(indptr, cols, data, R, C, n, True, bptr, dummy_i, dummy_f)
-    np.cumsum(bptr, out=bptr)
-    n_blocks = int(bptr[-1])
-    bcol = np.zeros(n_blocks, dtype=np.int64)
-    bval = np.zeros(n_blocks * R * C, dtype=data.dtype)
-    _bcsr_fill(indptr, cols, data, R, C, n, False, bptr, bcol, bval)
-    return (bptr.astype(unsigned_for(n_blocks, wide)),
-            bcol.astype(unsigned_for(max(n - 1, 0), wide)), bval)
+    n_chunks = max(1, min(4 * get_num_threads(), m // CHUNK_ROWS))
+    bounds = np.unique(np.concatenate([balanced_rows(csr.indptr, n_chunks).astype(np.int64) // R,
+                                       [0, n_brows]]))
+    starts = np.zeros(len(bounds), dtype=np.int64)
+    rt, ct = (0,) * R, (0,) * C
+    dummy_i, dummy_f = np.zeros(1, np.uint32), np.zeros(1, csr.data.dtype)
+    _encode_chunks(csr.indptr, csr.indices, csr.data, rt, ct, n, bounds, COUNT, starts,
+                   dummy_i, dummy_i, dummy_f)
+    starts = np.cumsum(starts)
+    n_blocks = int(starts[-1])
+    bptr = np.empty(n_brows + 1, dtype=unsigned_for(n_blocks, wide))
+    bptr[0] = 0
+    bcol = np.empty(n_blocks, dtype=unsigned_for(max(n - 1, 0), wide))
+    bval = np.zeros(n_blocks * R * C, dtype=csr.data.dtype)
+    _encode_chunks(csr.indptr, csr.indices, csr.data, rt, ct, n, bounds, FILL, starts,
+                   bptr, bcol, bval)
+    return bptr, bcol, bval
 
 
 def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
@@ -308,10 +362,7 @@ def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
         raise ValueError(f"block shape must be within 1..4 x 1..8, got {R} x {C}")
     if C > max(n, 1) or R > max(m, 1):
         raise KernelUnusable(f"{R} x {C} blocks do not fit a {m} x {n} matrix")
-    if R == 1:
-        bptr, bcol, bval = runs_encode(csr, C, wide)
-    else:
-        bptr, bcol, bval = bcsr_encode(csr, R, C, wide)
+    bptr, bcol, bval = bcsr_encode(csr, R, C, wide)
     fill = len(bval) / max(csr.nnz, 1)
     vals, vidx = value_index(bval) if value_indexed else (bval, None)
     parts = balanced_rows(bptr, threads)
