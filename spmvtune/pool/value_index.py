@@ -125,6 +125,39 @@ def _hash_chunks(data, bits, sign, bounds, codes, local, lbits, counts, status):
                                            codes, local[c], lbits[c])
 
 
+@njit(cache=True, nogil=True)
+def _lookup_range(data, bits, sign, k0, k1, vals, table, shift, out):
+    """out[k] = code of data[k] in the table of ``vals`` for k in k0:k1;
+    False as soon as a value is missing from the table (or is NaN)."""
+    mask = np.uint64(table.shape[0] - 1)
+    prev = zero_of(vals, vals)
+    prev_code = -1
+    for k in range(k0, k1):
+        v = data[k]
+        if v == prev and prev_code >= 0:
+            out[k] = prev_code
+            continue
+        j = _slot(bits, k, sign, shift)
+        while True:
+            c = np.int64(table[j])
+            if c < 0:
+                return False
+            if vals[c] == v:
+                break
+            j = (j + np.uint64(1)) & mask
+        out[k] = c
+        prev = v
+        prev_code = c
+    return True
+
+
+@njit(cache=True, parallel=True)
+def _lookup_chunks(data, bits, sign, bounds, vals, table, shift, out, found):
+    for c in prange(bounds.shape[0] - 1):
+        found[c] = _lookup_range(data, bits, sign, bounds[c], bounds[c + 1], vals, table,
+                                 shift, out)
+
+
 @njit(cache=True, parallel=True)
 def _remap_chunks(bounds, remap, codes, out):
     for c in prange(bounds.shape[0] - 1):
@@ -149,6 +182,10 @@ def _unusable(status):
                          "(the value index holds at most that many)")
 
 
+#: Values hashed first, evenly spaced: their distinct values usually are all.
+SAMPLE = 200_000
+
+
 def value_index(data):
     """(vals, vidx): ``vals[vidx] == data``; vidx uint8 or uint16.
 
@@ -156,18 +193,48 @@ def value_index(data):
     distinct values.  Raises :class:`KernelUnusable` when there are more than
     65536 distinct values, or NaNs.  -0.0 and 0.0 share one code.
 
-    Two parallel O(nnz) passes, no sort of the nonzeros: chunks of the values
-    hash into their own small tables (first-seen codes, 16-bit) and stop at
-    the first NaN or past MAX_DISTINCT values; the tables' union is sorted
-    (at most chunks x 65536 values); then each chunk remaps its codes.
+    No sort of the nonzeros.  The distinct values of an evenly spaced sample
+    usually are all of them: then one parallel pass looks each value up in
+    their hash table and writes its code.  Otherwise (a value the sample
+    missed) :func:`_value_index_all` hashes every value.
     """
     data = np.ascontiguousarray(data)
     nnz = len(data)
     if nnz == 0:
         return np.zeros(1, dtype=data.dtype), np.zeros(0, dtype=np.uint8)
+    sample = np.ascontiguousarray(data[::max(1, nnz // SAMPLE)])
+    codes = np.empty(len(sample), dtype=np.uint16)
+    local = np.empty(MAX_DISTINCT, dtype=data.dtype)
+    bits, sign = _bits(sample)
+    n, status = _hash_range(sample, bits, sign, 0, len(sample), codes, local, _bits(local)[0])
+    if status != _OK:
+        _unusable(np.array([status]))
+    vals = np.unique(local[:n])
+    log2 = max(int(2 * len(vals) - 1).bit_length(), 1)
+    table = _table(vals, _bits(vals)[0], len(vals), sign, log2)
+    vidx = np.empty(nnz, dtype=np.uint8 if len(vals) <= 256 else np.uint16)
+    bounds = _chunk_bounds(nnz)
+    found = np.zeros(len(bounds) - 1, dtype=np.bool_)
+    bits = _bits(data)[0]
+    _lookup_chunks(data, bits, sign, bounds, vals, table, np.uint64(64 - log2), vidx, found)
+    if found.all():
+        return vals, vidx
+    return _value_index_all(data, bits, sign, bounds)
+
+
+def _chunk_bounds(nnz):
     n_chunks = max(1, min(-(-nnz // CHUNK_NNZ), 4 * get_num_threads()))
-    bounds = np.linspace(0, nnz, n_chunks + 1).astype(np.int64)
-    bits, sign = _bits(data)
+    return np.linspace(0, nnz, n_chunks + 1).astype(np.int64)
+
+
+def _value_index_all(data, bits, sign, bounds):
+    """:func:`value_index` hashing every value: two parallel O(nnz) passes.
+    Chunks of the values hash into their own small tables (first-seen
+    codes, 16-bit) and stop at the first NaN or past MAX_DISTINCT values;
+    the tables' union is sorted (at most chunks x 65536 values); then each
+    chunk remaps its codes."""
+    nnz = len(data)
+    n_chunks = len(bounds) - 1
     codes = np.empty(nnz, dtype=np.uint16)
     local = np.empty((n_chunks, MAX_DISTINCT), dtype=data.dtype)
     counts = np.zeros(n_chunks, dtype=np.int64)
