@@ -18,7 +18,7 @@ from functools import partial
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from ._loops import U1, U2, U3, value_at, zero_of
+from ._loops import U1, U2, U3, U4, value_at, zero_of
 from .indices import nbytes, unsigned_for
 from .partition import balanced_rows
 from .registry import DTYPES, KernelSpec, KernelUnusable, Prepared, register, value_bytes
@@ -208,9 +208,9 @@ COUNT, FILL = (), (0,)
 
 
 @njit(cache=True, nogil=True)
-def _encode_brows(br0, br1, indptr, indices, data, rt, ct, n_cols, fl, b, bptr, bcol, bval):
-    """Blocks of block rows br0:br1, the first numbered ``b``; returns the
-    number after the last.  R = len(rt), C = len(ct) and whether to write
+def _encode_brows(br0, br1, indptr, indices, data, rt, ct, n_cols, fl, b0, bptr, bcol, bval):
+    """Blocks of block rows br0:br1, the first numbered ``b0``; returns the
+    number after the last (uint64).  R = len(rt), C = len(ct) and whether to write
     (fl == FILL) or only count (COUNT) are compile-time constants.  R == 1:
     greedy runs of up to C columns, each starting at the row's next unplaced
     column (moved left to end by ``n_cols``); R > 1: aligned blocks
@@ -219,22 +219,26 @@ def _encode_brows(br0, br1, indptr, indices, data, rt, ct, n_cols, fl, b, bptr, 
     entries below key + C (those before it are placed already).  Writing
     fills bptr, bcol and the column-major values.
 
-    The per-row steps are written out, not called: a helper function for
-    them (even inlined) made this loop 3-9x slower."""
+    Positions are unsigned (a signed index costs a wraparound test) and
+    columns int64; the per-row steps are written out, not called: a helper
+    function for them (even inlined) made this loop 3-9x slower."""
     R = len(rt)
     C = len(ct)
-    RC = R * C
-    m = indptr.shape[0] - 1
+    Ru = np.uint64(R)
+    Cu = np.uint64(C)
+    RCu = np.uint64(R * C)
+    m = np.uint64(indptr.shape[0] - 1)
     big = np.int64(n_cols) + 1
-    for bi in range(br0, br1):
-        r0 = bi * R
+    b = np.uint64(b0)
+    for bi in range(np.uint64(br0), np.uint64(br1)):
+        r0 = bi * Ru
         if R == 1:
-            k = np.int64(indptr[r0])
-            k1 = np.int64(indptr[r0 + 1])
+            k = np.uint64(indptr[r0])
+            k1 = np.uint64(indptr[r0 + U1])
             while k < k1:
                 start = min(np.int64(indices[k]), n_cols - C)
                 lim = start + C
-                v = b * C - start
+                v = b * Cu
                 if len(fl):
                     bcol[b] = start
                 while k < k1:
@@ -242,23 +246,23 @@ def _encode_brows(br0, br1, indptr, indices, data, rt, ct, n_cols, fl, b, bptr, 
                     if col >= lim:
                         break
                     if len(fl):
-                        bval[v + col] = data[k]
-                    k += 1
-                b += 1
+                        bval[v + np.uint64(col - start)] = data[k]
+                    k += U1
+                b += U1
         else:
-            p0 = np.int64(indptr[r0])
-            e0 = np.int64(indptr[r0 + 1])
+            p0 = np.uint64(indptr[r0])
+            e0 = np.uint64(indptr[r0 + U1])
             p1 = e1 = p2 = e2 = p3 = e3 = e0
-            if r0 + 1 < m:
-                e1 = np.int64(indptr[r0 + 2])
+            if r0 + U1 < m:
+                e1 = np.uint64(indptr[r0 + U2])
             if R > 2:
                 p2 = e2 = e1
-                if r0 + 2 < m:
-                    e2 = np.int64(indptr[r0 + 3])
+                if r0 + U2 < m:
+                    e2 = np.uint64(indptr[r0 + U3])
             if R > 3:
                 p3 = e3 = e2
-                if r0 + 3 < m:
-                    e3 = np.int64(indptr[r0 + 4])
+                if r0 + U3 < m:
+                    e3 = np.uint64(indptr[r0 + U4])
             while True:
                 key = big
                 if p0 < e0:
@@ -272,7 +276,7 @@ def _encode_brows(br0, br1, indptr, indices, data, rt, ct, n_cols, fl, b, bptr, 
                 if key == big:
                     break
                 lim = key + C
-                v = b * RC - key * R
+                v = b * RCu
                 if len(fl):
                     bcol[b] = key
                 while p0 < e0:
@@ -280,34 +284,34 @@ def _encode_brows(br0, br1, indptr, indices, data, rt, ct, n_cols, fl, b, bptr, 
                     if col >= lim:
                         break
                     if len(fl):
-                        bval[v + col * R] = data[p0]
-                    p0 += 1
+                        bval[v + np.uint64(col - key) * Ru] = data[p0]
+                    p0 += U1
                 while p1 < e1:
                     col = np.int64(indices[p1])
                     if col >= lim:
                         break
                     if len(fl):
-                        bval[v + col * R + 1] = data[p1]
-                    p1 += 1
+                        bval[v + np.uint64(col - key) * Ru + U1] = data[p1]
+                    p1 += U1
                 if R > 2:
                     while p2 < e2:
                         col = np.int64(indices[p2])
                         if col >= lim:
                             break
                         if len(fl):
-                            bval[v + col * R + 2] = data[p2]
-                        p2 += 1
+                            bval[v + np.uint64(col - key) * Ru + U2] = data[p2]
+                        p2 += U1
                 if R > 3:
                     while p3 < e3:
                         col = np.int64(indices[p3])
                         if col >= lim:
                             break
                         if len(fl):
-                            bval[v + col * R + 3] = data[p3]
-                        p3 += 1
-                b += 1
+                            bval[v + np.uint64(col - key) * Ru + U3] = data[p3]
+                        p3 += U1
+                b += U1
         if len(fl):
-            bptr[bi + 1] = b
+            bptr[bi + U1] = b
     return b
 
 

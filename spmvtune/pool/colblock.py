@@ -17,7 +17,7 @@ from numba import get_num_threads, njit, prange
 
 from ._loops import U1, row_sum
 from .csr import row_partitions
-from .indices import as_unsigned, nbytes, unsigned_for
+from .indices import as_unsigned, nbytes, padded_copy, unsigned_for
 from .partition import balanced_rows
 from .prefetch import check_distance
 from .registry import DTYPES, KernelSpec, Prepared, index_bytes, register, value_bytes
@@ -99,16 +99,6 @@ def _scatter_blocks(indptr, cols, vals, width, shift, bounds, starts, ptr, out_c
     ptr[np.uint64(n_blocks) * n_rows] = indptr[n_rows]
 
 
-@njit(cache=True, parallel=True)
-def _copy_padded(src, dst):
-    """dst[:len(src)] = src in parallel (dst's padding is set by the caller)."""
-    n = src.shape[0]
-    step = (n + 15) // 16
-    for c in prange(16):
-        for k in range(c * step, min(n, (c + 1) * step)):
-            dst[k] = src[k]
-
-
 #: Rows per chunk of the parallel passes, at least.
 CHUNK_ROWS = 1 << 14
 
@@ -123,11 +113,9 @@ def _prepare(csr, threads, *, block_bytes=DEFAULT_BLOCK_BYTES, distance=0, wide=
     n_blocks = max(-(-n_cols // width), 1)
     ptr_t = unsigned_for(csr.nnz, wide)
     idx_t = unsigned_for(max(n_cols - 1, 0), wide)
-    indices = np.empty(csr.nnz + distance, dtype=idx_t)
-    indices[csr.nnz:] = 0
     if n_blocks == 1:                  # already in (block, row, col) order
         ptr = as_unsigned(csr.indptr, ptr_t)
-        _copy_padded(csr.indices, indices)
+        indices = padded_copy(csr.indices[:csr.nnz], idx_t, distance)
         data = np.ascontiguousarray(csr.data)
     else:
         n_chunks = max(1, min(4 * get_num_threads(), n_rows // CHUNK_ROWS))
@@ -138,6 +126,8 @@ def _prepare(csr, threads, *, block_bytes=DEFAULT_BLOCK_BYTES, distance=0, wide=
         # block-major order: block b of chunk c starts after every block < b
         # and after block b of the chunks before c
         starts = np.cumsum(totals.T.ravel()).reshape(n_blocks, -1).T - totals
+        indices = np.empty(csr.nnz + distance, dtype=idx_t)
+        indices[csr.nnz:] = 0
         ptr = np.empty(n_blocks * n_rows + 1, dtype=ptr_t)
         data = np.empty(csr.nnz, dtype=csr.data.dtype)
         _scatter_blocks(csr.indptr, csr.indices, csr.data, width, shift, bounds,

@@ -32,21 +32,25 @@ _STREAM_T = (np.uint8, np.uint16, np.uint32)
 def _delta_widths(indptr, cols, bounds, first, width, counts):
     """Pass 1, chunks of rows ``bounds[c]:bounds[c + 1]`` in parallel: each
     row's first column and gap width (0: fewer than two nonzeros), and
-    ``counts[c, w]`` = gaps the chunk stores at width ``WIDTHS[w]``."""
+    ``counts[c, w]`` = gaps the chunk stores at width ``WIDTHS[w]``.
+    Positions are unsigned (no wraparound tests), columns int64."""
     for c in prange(bounds.shape[0] - 1):
-        n1 = n2 = n4 = 0
-        for i in range(bounds[c], bounds[c + 1]):
-            k0 = indptr[i]
-            k1 = indptr[i + 1]
-            if k1 - k0 < 2:
+        n1 = n2 = n4 = U0
+        for i in range(np.uint64(bounds[c]), np.uint64(bounds[c + 1])):
+            k0 = np.uint64(indptr[i])
+            k1 = np.uint64(indptr[i + U1])
+            if k1 - k0 < U2:
                 first[i] = cols[k0] if k1 > k0 else 0
                 width[i] = 0
                 continue
             first[i] = cols[k0]
             big = 0
-            for k in range(k0 + 1, k1):
-                big = max(big, cols[k] - cols[k - 1])
-            n = k1 - k0 - 1
+            prev = np.int64(cols[k0])
+            for k in range(k0 + U1, k1):
+                col = np.int64(cols[k])
+                big = max(big, col - prev)
+                prev = col
+            n = k1 - k0 - U1
             if big < 256:
                 width[i] = 1
                 n1 += n
@@ -63,9 +67,12 @@ def _delta_widths(indptr, cols, bounds, first, width, counts):
 
 @njit(cache=True, nogil=True, inline="always")
 def _put_gaps(cols, k0, k1, d, o):
-    for k in range(k0 + 1, k1):
-        d[o] = cols[k] - cols[k - 1]
-        o += 1
+    prev = np.int64(cols[k0])
+    for k in range(k0 + U1, k1):
+        col = np.int64(cols[k])
+        d[o] = col - prev
+        prev = col
+        o += U1
     return o
 
 
@@ -73,17 +80,19 @@ def _put_gaps(cols, k0, k1, d, o):
 def _delta_fill(indptr, cols, bounds, width, starts, d8, d16, d32):
     """Pass 2: each chunk writes its rows' gaps from its offsets ``starts[c]``."""
     for c in prange(bounds.shape[0] - 1):
-        o8 = starts[c, 0]
-        o16 = starts[c, 1]
-        o32 = starts[c, 2]
-        for i in range(bounds[c], bounds[c + 1]):
+        o8 = np.uint64(starts[c, 0])
+        o16 = np.uint64(starts[c, 1])
+        o32 = np.uint64(starts[c, 2])
+        for i in range(np.uint64(bounds[c]), np.uint64(bounds[c + 1])):
             w = width[i]
+            k0 = np.uint64(indptr[i])
+            k1 = np.uint64(indptr[i + U1])
             if w == 1:
-                o8 = _put_gaps(cols, indptr[i], indptr[i + 1], d8, o8)
+                o8 = _put_gaps(cols, k0, k1, d8, o8)
             elif w == 2:
-                o16 = _put_gaps(cols, indptr[i], indptr[i + 1], d16, o16)
+                o16 = _put_gaps(cols, k0, k1, d16, o16)
             elif w == 4:
-                o32 = _put_gaps(cols, indptr[i], indptr[i + 1], d32, o32)
+                o32 = _put_gaps(cols, k0, k1, d32, o32)
 
 
 #: Rows per chunk of the parallel encoding passes, at least.

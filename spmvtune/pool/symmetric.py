@@ -15,7 +15,7 @@ argument (None or True, see ``_loops.mirror``), so it costs nothing per nonzero.
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from ._loops import U1, mirror, zero_of
+from ._loops import U0, U1, mirror, zero_of
 from .indices import nbytes, unsigned_for
 from .partition import balanced_rows
 from .registry import (DTYPES, KernelSpec, KernelUnusable, Prepared, csr_bytes, register,
@@ -77,61 +77,65 @@ def _sym_ser(parts, lo, boff, indptr, indices, data, sign, conj, buf, x, y):
 
 @njit(cache=True, nogil=True, inline="always")
 def _find(indices, k0, k1, col):
-    """Position of ``col`` in the sorted ``indices[k0:k1]``, or -1."""
+    """Position of ``col`` in the sorted ``indices[k0:k1]`` (uint64), or k1."""
     lo = k0
     hi = k1
     while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[mid] < col:
-            lo = mid + 1
+        mid = (lo + hi) >> U1
+        if np.uint64(indices[mid]) < col:
+            lo = mid + U1
         else:
             hi = mid
-    if lo < k1 and indices[lo] == col:
+    if lo < k1 and np.uint64(indices[lo]) == col:
         return lo
-    return -1
+    return k1
 
 
 @njit(cache=True, parallel=True)
 def _check_chunks(indptr, indices, data, bounds, out):
     """For chunks of rows ``bounds[c]:bounds[c + 1]`` in parallel, compare every
-    lower-triangle entry (i, j) with its mirror (j, i) (a binary search of the
-    sorted row j; 0 when absent) and each diagonal entry with itself.
-    out[c] = (symmetric, skew-symmetric, hermitian still possible (1/0),
-    mirrors found, upper-triangle entries, lower-triangle entries with the
-    diagonal).  A chunk stops once no kind is possible."""
+    lower-triangle entry (i, j) with its mirror (j, i) (0 when absent) and
+    each diagonal entry with itself.  out[c] = (symmetric, skew-symmetric,
+    hermitian still possible (1/0), mirrors found, upper-triangle entries,
+    lower-triangle entries with the diagonal).  A chunk stops once no kind
+    is possible.  Positions are unsigned (no wraparound tests)."""
     zero = zero_of(data, data)
     for c in prange(bounds.shape[0] - 1):
         sym = skew = herm = True
-        found = upper = lower = 0
-        for i in range(bounds[c], bounds[c + 1]):
+        found = upper = lower = U0
+        for i in range(np.uint64(bounds[c]), np.uint64(bounds[c + 1])):
             if not (sym or skew or herm):
                 break
-            k0 = indptr[i]
-            k1 = indptr[i + 1]
+            k0 = np.uint64(indptr[i])
+            k1 = np.uint64(indptr[i + U1])
             for k in range(k0, k1):
-                j = indices[k]
+                j = np.uint64(indices[k])
                 a = data[k]
                 if j > i:
                     upper += k1 - k
                     break
-                lower += 1
+                lower += U1
                 if j == i:
-                    skew = skew and a == -a
-                    herm = herm and a == np.conj(a)
-                    sym = sym and a == a
+                    skew &= a == -a
+                    herm &= a == np.conj(a)
+                    sym &= a == a
                     continue
                 # In a row pattern symmetric about the diagonal (a stencil's
                 # interior) the mirror of the s-th entry of row i is the
                 # s-th from the end of row j: try there before searching.
-                q = indptr[j + 1] - 1 - (k - k0)
-                if not (q >= indptr[j] and indices[q] == i):
-                    q = _find(indices, indptr[j], indptr[j + 1], i)
-                b = data[q] if q >= 0 else zero
-                if q >= 0:
-                    found += 1
-                sym = sym and a == b
-                skew = skew and a == -b
-                herm = herm and a == np.conj(b)
+                m0 = np.uint64(indptr[j])
+                m1 = np.uint64(indptr[j + U1])
+                q = m1 - U1 - (k - k0)
+                if not (q >= m0 and q < m1 and np.uint64(indices[q]) == i):
+                    q = _find(indices, m0, m1, i)
+                if q < m1:
+                    b = data[q]
+                    found += U1
+                else:
+                    b = zero
+                sym &= a == b
+                skew &= a == -b
+                herm &= a == np.conj(b)
         out[c, 0] = sym
         out[c, 1] = skew
         out[c, 2] = herm
@@ -146,13 +150,14 @@ def _unmatched_upper_nonzero(indptr, indices, data, bounds, out):
     mirror (j, i) is absent (only needed when some upper entry has none)."""
     for c in prange(bounds.shape[0] - 1):
         bad = 0
-        for i in range(bounds[c], bounds[c + 1]):
-            k1 = indptr[i + 1]
-            for k in range(indptr[i], k1):
-                j = indices[k]
-                if j > i and data[k] != 0 and _find(indices, indptr[j], indptr[j + 1], i) < 0:
-                    bad = 1
-                    break
+        for i in range(np.uint64(bounds[c]), np.uint64(bounds[c + 1])):
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + U1])):
+                j = np.uint64(indices[k])
+                if j > i and data[k] != 0:
+                    m1 = np.uint64(indptr[j + U1])
+                    if _find(indices, np.uint64(indptr[j]), m1, i) == m1:
+                        bad = 1
+                        break
             if bad:
                 break
         out[c] = bad
@@ -163,16 +168,16 @@ def _copy_lower(indptr, indices, data, bounds, starts, lptr, lind, ldata):
     """The lower triangle (diagonal included: a prefix of each sorted row)
     of chunks of rows in parallel, chunk c from entry starts[c] on."""
     for c in prange(bounds.shape[0] - 1):
-        o = starts[c]
-        for i in range(bounds[c], bounds[c + 1]):
-            for k in range(indptr[i], indptr[i + 1]):
-                j = indices[k]
+        o = np.uint64(starts[c])
+        for i in range(np.uint64(bounds[c]), np.uint64(bounds[c + 1])):
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + U1])):
+                j = np.uint64(indices[k])
                 if j > i:
                     break
                 lind[o] = j
                 ldata[o] = data[k]
-                o += 1
-            lptr[i + 1] = o
+                o += U1
+            lptr[i + U1] = o
 
 
 @njit(cache=True, nogil=True)
@@ -181,7 +186,7 @@ def _lowest_columns(parts, lptr, lind):
     lo = parts[:-1].copy()
     for p in range(parts.shape[0] - 1):
         for i in range(parts[p], parts[p + 1]):
-            if lptr[i + 1] > lptr[i]:
+            if lptr[i + U1] > lptr[i]:
                 lo[p] = min(lo[p], np.uint64(lind[lptr[i]]))
     return lo
 

@@ -86,7 +86,7 @@ def _hash_range(data, bits, sign, k0, k1, codes, local, lbits):
     n = 0
     prev = zero
     prev_code = -1
-    for k in range(k0, k1):
+    for k in range(np.uint64(k0), np.uint64(k1)):        # unsigned: no wraparound test
         v = data[k]
         if v == prev and prev_code >= 0:
             codes[k] = prev_code
@@ -109,7 +109,7 @@ def _hash_range(data, bits, sign, k0, k1, codes, local, lbits):
                     shift = np.uint64(64 - log2)
                     mask = np.uint64((1 << log2) - 1)
                 break
-            if local[c] == v:
+            if local[np.uint64(c)] == v:
                 break
             j = (j + np.uint64(1)) & mask
         codes[k] = c
@@ -132,7 +132,7 @@ def _lookup_range(data, bits, sign, k0, k1, vals, table, shift, out):
     mask = np.uint64(table.shape[0] - 1)
     prev = zero_of(vals, vals)
     prev_code = -1
-    for k in range(k0, k1):
+    for k in range(np.uint64(k0), np.uint64(k1)):        # unsigned: no wraparound test
         v = data[k]
         if v == prev and prev_code >= 0:
             out[k] = prev_code
@@ -142,7 +142,7 @@ def _lookup_range(data, bits, sign, k0, k1, vals, table, shift, out):
             c = np.int64(table[j])
             if c < 0:
                 return False
-            if vals[c] == v:
+            if vals[np.uint64(c)] == v:
                 break
             j = (j + np.uint64(1)) & mask
         out[k] = c
@@ -162,7 +162,7 @@ def _lookup_chunks(data, bits, sign, bounds, vals, table, shift, out, found):
 def _remap_chunks(bounds, remap, codes, out):
     for c in prange(bounds.shape[0] - 1):
         r = remap[c]
-        for k in range(bounds[c], bounds[c + 1]):
+        for k in range(np.uint64(bounds[c]), np.uint64(bounds[c + 1])):
             out[k] = r[codes[k]]
 
 
