@@ -334,10 +334,15 @@ def _encode_chunks(indptr, indices, data, rt, ct, n_cols, bounds, fl, starts,
 CHUNK_ROWS = 1 << 14
 
 
-def bcsr_encode(csr, R, C, wide=False):
-    """(bptr, bcol, bval) of R x C blocks (R == 1: unaligned runs; R > 1:
-    aligned blocks), unsigned indices, in two parallel O(nnz) passes over
-    chunks of block rows: count the blocks, then write them."""
+def bcsr_encode(csr, R, C, wide=False, value_indexed=False):
+    """(bptr, bcol, bval, vals) of R x C blocks (R == 1: unaligned runs; R >
+    1: aligned blocks), unsigned indices, in two parallel O(nnz) passes over
+    chunks of block rows: count the blocks, then write them.
+
+    vals is None, or with ``value_indexed`` the table of distinct values
+    (:func:`value_index` of the matrix's values, 0.0 first when blocks hold
+    explicit zeros) and bval their 8/16-bit codes: the codes are placed
+    directly, never a block array of values."""
     m, n = csr.shape
     n_brows = -(-m // R)
     n_chunks = max(1, min(4 * get_num_threads(), m // CHUNK_ROWS))
@@ -350,13 +355,17 @@ def bcsr_encode(csr, R, C, wide=False):
                    dummy_i, dummy_i, dummy_f)
     starts = np.cumsum(starts)
     n_blocks = int(starts[-1])
+    vals, data = None, csr.data
+    if value_indexed:
+        # explicit zeros are zero-initialized codes: 0.0 must be code 0
+        vals, data = value_index(csr.data, with_zero=n_blocks * R * C > csr.nnz)
     bptr = np.empty(n_brows + 1, dtype=unsigned_for(n_blocks, wide))
     bptr[0] = 0
     bcol = np.empty(n_blocks, dtype=unsigned_for(max(n - 1, 0), wide))
-    bval = np.zeros(n_blocks * R * C, dtype=csr.data.dtype)
-    _encode_chunks(csr.indptr, csr.indices, csr.data, rt, ct, n, bounds, FILL, starts,
+    bval = np.zeros(n_blocks * R * C, dtype=data.dtype)
+    _encode_chunks(csr.indptr, csr.indices, data, rt, ct, n, bounds, FILL, starts,
                    bptr, bcol, bval)
-    return bptr, bcol, bval
+    return bptr, bcol, bval, vals
 
 
 def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
@@ -366,9 +375,9 @@ def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
         raise ValueError(f"block shape must be within 1..4 x 1..8, got {R} x {C}")
     if C > max(n, 1) or R > max(m, 1):
         raise KernelUnusable(f"{R} x {C} blocks do not fit a {m} x {n} matrix")
-    bptr, bcol, bval = bcsr_encode(csr, R, C, wide)
+    bptr, bcol, bval, vals = bcsr_encode(csr, R, C, wide, value_indexed)
     fill = len(bval) / max(csr.nnz, 1)
-    vals, vidx = value_index(bval) if value_indexed else (bval, None)
+    vals, vidx = (vals, bval) if value_indexed else (bval, None)
     parts = balanced_rows(bptr, threads)
     run = _bcsr_par if threads > 1 else _bcsr_ser
     args = (parts, (0,) * R, (0,) * C, bptr, bcol, vals, vidx)

@@ -186,12 +186,21 @@ def _unusable(status):
 SAMPLE = 200_000
 
 
-def value_index(data):
+def _zero_first(vals):
+    """Sorted distinct ``vals`` reordered with 0.0 first (added if absent)."""
+    rest = vals[vals != 0]
+    return np.concatenate([np.zeros(1, dtype=vals.dtype), rest])
+
+
+def value_index(data, with_zero=False):
     """(vals, vidx): ``vals[vidx] == data``; vidx uint8 or uint16.
 
-    data: (nnz,) of any value type; vals (sorted, the same type) holds its
-    distinct values.  Raises :class:`KernelUnusable` when there are more than
-    65536 distinct values, or NaNs.  -0.0 and 0.0 share one code.
+    data: (nnz,) of any value type; vals (the same type) holds its distinct
+    values, sorted; with ``with_zero``, 0.0 comes first (code 0, added when
+    ``data`` lacks it: the explicit zeros of block storage, whose codes are
+    then zero-initialized).  Raises :class:`KernelUnusable` when there are
+    more than 65536 distinct values (0.0 counted when added), or NaNs.
+    -0.0 and 0.0 share one code.
 
     No sort of the nonzeros.  The distinct values of an evenly spaced sample
     usually are all of them: then one parallel pass looks each value up in
@@ -210,16 +219,19 @@ def value_index(data):
     if status != _OK:
         _unusable(np.array([status]))
     vals = np.unique(local[:n])
-    log2 = max(int(2 * len(vals) - 1).bit_length(), 1)
-    table = _table(vals, _bits(vals)[0], len(vals), sign, log2)
-    vidx = np.empty(nnz, dtype=np.uint8 if len(vals) <= 256 else np.uint16)
+    if with_zero:
+        vals = _zero_first(vals)
     bounds = _chunk_bounds(nnz)
-    found = np.zeros(len(bounds) - 1, dtype=np.bool_)
     bits = _bits(data)[0]
-    _lookup_chunks(data, bits, sign, bounds, vals, table, np.uint64(64 - log2), vidx, found)
-    if found.all():
-        return vals, vidx
-    return _value_index_all(data, bits, sign, bounds)
+    if len(vals) <= MAX_DISTINCT:
+        log2 = max(int(2 * len(vals) - 1).bit_length(), 1)
+        table = _table(vals, _bits(vals)[0], len(vals), sign, log2)
+        vidx = np.empty(nnz, dtype=np.uint8 if len(vals) <= 256 else np.uint16)
+        found = np.zeros(len(bounds) - 1, dtype=np.bool_)
+        _lookup_chunks(data, bits, sign, bounds, vals, table, np.uint64(64 - log2), vidx, found)
+        if found.all():
+            return vals, vidx
+    return _value_index_all(data, bits, sign, bounds, with_zero)
 
 
 def _chunk_bounds(nnz):
@@ -227,7 +239,7 @@ def _chunk_bounds(nnz):
     return np.linspace(0, nnz, n_chunks + 1).astype(np.int64)
 
 
-def _value_index_all(data, bits, sign, bounds):
+def _value_index_all(data, bits, sign, bounds, with_zero=False):
     """:func:`value_index` hashing every value: two parallel O(nnz) passes.
     Chunks of the values hash into their own small tables (first-seen
     codes, 16-bit) and stop at the first NaN or past MAX_DISTINCT values;
@@ -243,12 +255,18 @@ def _value_index_all(data, bits, sign, bounds):
     if status.any():
         _unusable(status)
     vals = np.unique(np.concatenate([local[c, :counts[c]] for c in range(n_chunks)]))
+    if with_zero:
+        vals = _zero_first(vals)
     if len(vals) > MAX_DISTINCT:
         _unusable(status)
+    order = np.argsort(vals) if with_zero else None      # vals[1:] is sorted, 0.0 aside
     code_t = np.uint8 if len(vals) <= 256 else np.uint16
     remap = np.zeros((n_chunks, MAX_DISTINCT), dtype=code_t)
     for c in range(n_chunks):
-        remap[c, :counts[c]] = np.searchsorted(vals, local[c, :counts[c]])
+        if order is None:
+            remap[c, :counts[c]] = np.searchsorted(vals, local[c, :counts[c]])
+        else:
+            remap[c, :counts[c]] = order[np.searchsorted(vals[order], local[c, :counts[c]])]
     vidx = np.empty(nnz, dtype=code_t)
     _remap_chunks(bounds, remap, codes, vidx)
     return np.ascontiguousarray(vals, dtype=data.dtype), vidx
