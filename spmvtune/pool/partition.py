@@ -57,16 +57,16 @@ def nnz_partition(indptr, nparts):
     n_rows = len(indptr) - 1
     nnz = int(indptr[-1])
     kb = np.linspace(0, nnz, nparts + 1).round().astype(np.int64)
-    ends = np.asarray(indptr[1:], dtype=np.int64)
-    # rows ending in (kb[p], kb[p+1]]; partition 0 also takes rows ending at 0
-    first = np.searchsorted(ends, kb[:-1], side="right")
+    # rows ending in (kb[p], kb[p+1]]; partition 0 also takes rows ending at 0.
+    # The bounds are searched in indptr's own type (no int64 copy of indptr).
+    ends = indptr[1:]
+    first = np.searchsorted(ends, kb[:-1].astype(ends.dtype), side="right")
     first[0] = 0
-    end = np.searchsorted(ends, kb[1:], side="right")
+    end = np.searchsorted(ends, kb[1:].astype(ends.dtype), side="right")
     end[-1] = n_rows
     tail = end.copy()
-    starts = np.asarray(indptr[:-1], dtype=np.int64)
     for p in range(nparts):
         r = end[p]
-        if not (r < n_rows and starts[r] < kb[p + 1] and kb[p] < kb[p + 1]):
+        if not (r < n_rows and int(indptr[r]) < kb[p + 1] and kb[p] < kb[p + 1]):
             tail[p] = n_rows
     return tuple(a.astype(np.uint64) for a in (kb, first, end, tail))
