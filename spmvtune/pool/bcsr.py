@@ -404,15 +404,17 @@ def applies_vi(f):
     return vi_applies({**f, "distinct_values": f["distinct_values"] + 1})
 
 
-_FACTS = dict(setup_products=10.0, dtypes=DTYPES, c_template="bcsr.c")
+#: setup_products: measured 4-5 baseline products on the large stencils and FEM blocks
+#: (1-3 on the scattered families), bcsr_vi about one more (the value codes).
+_FACTS = dict(dtypes=DTYPES, c_template="bcsr.c")
 register(KernelSpec(
     "bcsr", ("MB", "CMP"),
     "register-blocked r x c BCSR (1 x c: unaligned runs), shape chosen by estimated bytes",
-    _prepare, {"shape": None}, storage=storage, siblings=("bcsr_vi",),
+    _prepare, {"shape": None}, storage=storage, siblings=("bcsr_vi",), setup_products=5.0,
     c_defines={"SPMV_BR": 2, "SPMV_BC": 2}, **_FACTS))
 register(KernelSpec(
     "bcsr_vi", ("MB", "CMP"),
     "bcsr with value-indexed values (stencils: runs of 3 at about 2.4 bytes per nonzero)",
     partial(_prepare, value_indexed=True), {"shape": None}, storage=storage_vi,
-    applies=applies_vi, siblings=("bcsr",),
+    applies=applies_vi, siblings=("bcsr",), setup_products=6.0,
     c_defines={"SPMV_BR": 2, "SPMV_BC": 2, "SPMV_VALUE_INDEX": 1}, **_FACTS))

@@ -165,7 +165,7 @@ def applies(f):
     return None
 
 
-_FACTS = dict(storage=storage, x_span=x_span, applies=applies, setup_products=6.0,
+_FACTS = dict(storage=storage, x_span=x_span, applies=applies, setup_products=3.0,
               dtypes=DTYPES, c_template="csr_colblock.c")
 register(KernelSpec(
     "csr_colblock", ("ML",),

@@ -244,11 +244,11 @@ _NOTE = "gaps stored per row at 1/2/4 bytes after an absolute first column"
 register(KernelSpec(
     "csr_delta", ("MB",),
     "column indices as 8/16/32-bit gaps chosen per row",
-    _prepare, storage=storage, applies=applies, setup_products=4.0,
+    _prepare, storage=storage, applies=applies, setup_products=3.0,
     siblings=("csr_delta_vi",), dtypes=DTYPES, c_template="csr_delta.c", c_note=_NOTE))
 register(KernelSpec(
     "csr_delta_vi", ("MB",),
     "csr_delta with value-indexed values: about 2 bytes per nonzero on stencils",
     partial(_prepare, value_indexed=True), storage=storage_vi, applies=applies_vi,
-    setup_products=6.0, siblings=("csr_vi",), dtypes=DTYPES, c_template="csr_delta.c",
+    setup_products=4.0, siblings=("csr_vi",), dtypes=DTYPES, c_template="csr_delta.c",
     c_defines={"SPMV_VALUE_INDEX": 1}, c_note=_NOTE))
