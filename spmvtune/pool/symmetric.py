@@ -288,5 +288,5 @@ def applies(f):
 register(KernelSpec(
     "csr_sym", ("MB",),
     "symmetric, skew or hermitian matrices: lower triangle only, race-free threads",
-    _prepare, storage=storage, applies=applies, setup_products=7.0, dtypes=DTYPES,
+    _prepare, storage=storage, applies=applies, setup_products=8.0, dtypes=DTYPES,
     c_template="csr_sym.c"))
