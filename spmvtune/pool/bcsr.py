@@ -16,9 +16,9 @@ multiple of c, the last block column is shifted left to end at ``n_cols``.
 from functools import partial
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
-from ._loops import U0, U1, U2, U3, value_at, zero_of
+from ._loops import U0, U1, U2, U3, U4, value_at, zero_of
 from .indices import nbytes, unsigned_for
 from .partition import balanced_rows
 from .registry import DTYPES, KernelSpec, KernelUnusable, Prepared, register, value_bytes
@@ -90,45 +90,6 @@ def _bcsr_par(parts, rt, ct, bptr, bcol, bval, vidx, x, y):
 def _bcsr_ser(parts, rt, ct, bptr, bcol, bval, vidx, x, y):
     for p in range(parts.shape[0] - 1):
         _bcsr_part(np.uint64(p), parts, rt, ct, bptr, bcol, bval, vidx, x, y)
-
-
-@njit(cache=True)
-def _runs(indptr, indices, data, C, n_cols, count_only, bptr, bcol, bval):
-    """Greedy 1 x C runs: a run starts at a row's next unplaced column (moved
-    left to end by ``n_cols``) and takes the entries below start + C.
-    Returns the number of runs; fills bptr/bcol/bval unless count_only."""
-    nb = 0
-    for i in range(indptr.shape[0] - 1):
-        k = indptr[i]
-        end = indptr[i + 1]
-        while k < end:
-            start = min(indices[k], n_cols - C)
-            if not count_only:
-                bcol[nb] = start
-            while k < end and indices[k] < start + C:
-                if not count_only:
-                    bval[nb * C + indices[k] - start] = data[k]
-                k += 1
-            nb += 1
-        if not count_only:
-            bptr[i + 1] = nb
-    return nb
-
-
-def runs_encode(csr, C, wide=False):
-    """BCSR(1, C) with unaligned runs (stencils: runs of consecutive columns
-    that do not start at multiples of C)."""
-    indptr = np.asarray(csr.indptr, dtype=np.int64)
-    indices = np.asarray(csr.indices, dtype=np.int64)
-    n = csr.shape[1]
-    dummy_i, dummy_f = np.zeros(1, np.int64), np.zeros(1, csr.data.dtype)
-    nb = _runs(indptr, indices, csr.data, C, n, True, dummy_i, dummy_i, dummy_f)
-    bptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
-    bcol = np.zeros(nb, dtype=np.int64)
-    bval = np.zeros(nb * C, dtype=csr.data.dtype)
-    _runs(indptr, indices, csr.data, C, n, False, bptr, bcol, bval)
-    return (bptr.astype(unsigned_for(nb, wide)),
-            bcol.astype(unsigned_for(max(n - 1, 0), wide)), bval)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -317,64 +278,170 @@ def choose_shape(csr):
     return best_shape(block_estimates(csr))[0]
 
 
-@njit(cache=True, parallel=True)
-def _bcsr_fill(indptr, indices, data, R, C, n_cols, count_only, bptr, bcol, bval):
-    """Aligned R x C blocks, one block row per iteration (rows merged in column
-    order).  With count_only, bptr[bi + 1] = blocks of block row bi; else the
-    blocks of block row bi go to bptr[bi]:... (column-major values)."""
-    m = indptr.shape[0] - 1
-    n_brows = (m + R - 1) // R
-    for bi in prange(n_brows):
-        r0 = bi * R
-        nr = min(R, m - r0)
-        ptr = np.empty(R, np.int64)
-        end = np.empty(R, np.int64)
-        for t in range(nr):
-            ptr[t] = indptr[r0 + t]
-            end[t] = indptr[r0 + t + 1]
-        b = -1 if count_only else bptr[bi] - 1
-        nb = 0
-        last = -1
-        while True:
-            col = -1
-            for t in range(nr):
-                if ptr[t] < end[t] and (col < 0 or indices[ptr[t]] < col):
-                    col = indices[ptr[t]]
-            if col < 0:
-                break
-            key = _key(col, C, n_cols)
-            if key != last:
-                last = key
-                nb += 1
-                b += 1
-                if not count_only:
+#: Flags carried in tuple *types* (compile-time constants): count the blocks
+#: only, or write them.
+COUNT, FILL = (), (0,)
+
+
+@njit(cache=True, nogil=True)
+def _encode_brows(br0, br1, indptr, indices, data, rt, ct, n_cols, fl, b0, bptr, bcol, bval):
+    """Blocks of block rows br0:br1, the first numbered ``b0``; returns the
+    number after the last (uint64).  R = len(rt), C = len(ct) and whether to write
+    (fl == FILL) or only count (COUNT) are compile-time constants.  R == 1:
+    greedy runs of up to C columns, each starting at the row's next unplaced
+    column (moved left to end by ``n_cols``); R > 1: aligned blocks
+    (:func:`_key`), the R rows of a block row merged block by block, their
+    positions p0..p3 in registers.  A block at ``key`` takes each row's
+    entries below key + C (those before it are placed already).  Writing
+    fills bptr, bcol and the column-major values.
+
+    Positions are unsigned (a signed index costs a wraparound test) and
+    columns int64; the per-row steps are written out, not called: a helper
+    function for them (even inlined) made this loop 3-9x slower."""
+    R = len(rt)
+    C = len(ct)
+    Ru = np.uint64(R)
+    Cu = np.uint64(C)
+    RCu = np.uint64(R * C)
+    m = np.uint64(indptr.shape[0] - 1)
+    big = np.int64(n_cols) + 1
+    b = np.uint64(b0)
+    for bi in range(np.uint64(br0), np.uint64(br1)):
+        r0 = bi * Ru
+        if R == 1:
+            k = np.uint64(indptr[r0])
+            k1 = np.uint64(indptr[r0 + U1])
+            while k < k1:
+                start = min(np.int64(indices[k]), n_cols - C)
+                lim = start + C
+                v = b * Cu
+                if len(fl):
+                    bcol[b] = start
+                while k < k1:
+                    col = np.int64(indices[k])
+                    if col >= lim:
+                        break
+                    if len(fl):
+                        bval[v + np.uint64(col - start)] = data[k]
+                    k += U1
+                b += U1
+        else:
+            p0 = np.uint64(indptr[r0])
+            e0 = np.uint64(indptr[r0 + U1])
+            p1 = e1 = p2 = e2 = p3 = e3 = e0
+            if r0 + U1 < m:
+                e1 = np.uint64(indptr[r0 + U2])
+            if R > 2:
+                p2 = e2 = e1
+                if r0 + U2 < m:
+                    e2 = np.uint64(indptr[r0 + U3])
+            if R > 3:
+                p3 = e3 = e2
+                if r0 + U3 < m:
+                    e3 = np.uint64(indptr[r0 + U4])
+            while True:
+                key = big
+                if p0 < e0:
+                    key = min(key, _key(np.int64(indices[p0]), C, n_cols))
+                if p1 < e1:
+                    key = min(key, _key(np.int64(indices[p1]), C, n_cols))
+                if R > 2 and p2 < e2:
+                    key = min(key, _key(np.int64(indices[p2]), C, n_cols))
+                if R > 3 and p3 < e3:
+                    key = min(key, _key(np.int64(indices[p3]), C, n_cols))
+                if key == big:
+                    break
+                lim = key + C
+                v = b * RCu
+                if len(fl):
                     bcol[b] = key
-            for t in range(nr):
-                if ptr[t] < end[t] and indices[ptr[t]] == col:
-                    if not count_only:
-                        bval[b * R * C + (col - key) * R + t] = data[ptr[t]]
-                    ptr[t] += 1
-        if count_only:
-            bptr[bi + 1] = nb
+                while p0 < e0:
+                    col = np.int64(indices[p0])
+                    if col >= lim:
+                        break
+                    if len(fl):
+                        bval[v + np.uint64(col - key) * Ru] = data[p0]
+                    p0 += U1
+                while p1 < e1:
+                    col = np.int64(indices[p1])
+                    if col >= lim:
+                        break
+                    if len(fl):
+                        bval[v + np.uint64(col - key) * Ru + U1] = data[p1]
+                    p1 += U1
+                if R > 2:
+                    while p2 < e2:
+                        col = np.int64(indices[p2])
+                        if col >= lim:
+                            break
+                        if len(fl):
+                            bval[v + np.uint64(col - key) * Ru + U2] = data[p2]
+                        p2 += U1
+                if R > 3:
+                    while p3 < e3:
+                        col = np.int64(indices[p3])
+                        if col >= lim:
+                            break
+                        if len(fl):
+                            bval[v + np.uint64(col - key) * Ru + U3] = data[p3]
+                        p3 += U1
+                b += U1
+        if len(fl):
+            bptr[bi + U1] = b
+    return b
 
 
-def bcsr_encode(csr, R, C, wide=False):
-    """(bptr, bcol, bval) of aligned R x C blocks (R > 1), in two parallel O(nnz) passes."""
+@njit(cache=True, parallel=True)
+def _encode_chunks(indptr, indices, data, rt, ct, n_cols, bounds, fl, starts,
+                   bptr, bcol, bval):
+    """Chunks of block rows ``bounds[c]:bounds[c + 1]`` in parallel: count
+    their blocks into ``starts[c + 1]`` (fl == COUNT), or write them from
+    block ``starts[c]`` on (FILL)."""
+    for c in prange(bounds.shape[0] - 1):
+        if len(fl):
+            _encode_brows(bounds[c], bounds[c + 1], indptr, indices, data, rt, ct, n_cols,
+                          fl, starts[c], bptr, bcol, bval)
+        else:
+            starts[c + 1] = _encode_brows(bounds[c], bounds[c + 1], indptr, indices, data,
+                                          rt, ct, n_cols, fl, 0, bptr, bcol, bval)
+
+
+#: Rows per chunk of the parallel encoding passes, at least.
+CHUNK_ROWS = 1 << 14
+
+
+def bcsr_encode(csr, R, C, wide=False, value_indexed=False):
+    """(bptr, bcol, bval, vals) of R x C blocks (R == 1: unaligned runs; R >
+    1: aligned blocks), unsigned indices, in two parallel O(nnz) passes over
+    chunks of block rows: count the blocks, then write them.
+
+    vals is None, or with ``value_indexed`` the table of distinct values
+    (:func:`value_index` of the matrix's values, 0.0 first when blocks hold
+    explicit zeros) and bval their 8/16-bit codes: the codes are placed
+    directly, never a block array of values."""
     m, n = csr.shape
-    indptr = np.asarray(csr.indptr, dtype=np.int64)
-    cols = np.asarray(csr.indices, dtype=np.int64)
-    data = np.asarray(csr.data)
     n_brows = -(-m // R)
-    bptr = np.zeros(n_brows + 1, dtype=np.int64)
-    dummy_i, dummy_f = np.zeros(1, np.int64), np.zeros(1, data.dtype)
-    _bcsr_fill(indptr, cols, data, R, C, n, True, bptr, dummy_i, dummy_f)
-    np.cumsum(bptr, out=bptr)
-    n_blocks = int(bptr[-1])
-    bcol = np.zeros(n_blocks, dtype=np.int64)
+    n_chunks = max(1, min(4 * get_num_threads(), m // CHUNK_ROWS))
+    bounds = np.unique(np.concatenate([balanced_rows(csr.indptr, n_chunks).astype(np.int64) // R,
+                                       [0, n_brows]]))
+    starts = np.zeros(len(bounds), dtype=np.int64)
+    rt, ct = (0,) * R, (0,) * C
+    dummy_i, dummy_f = np.zeros(1, np.uint32), np.zeros(1, csr.data.dtype)
+    _encode_chunks(csr.indptr, csr.indices, csr.data, rt, ct, n, bounds, COUNT, starts,
+                   dummy_i, dummy_i, dummy_f)
+    starts = np.cumsum(starts)
+    n_blocks = int(starts[-1])
+    vals, data = None, csr.data
+    if value_indexed:
+        # explicit zeros are zero-initialized codes: 0.0 must be code 0
+        vals, data = value_index(csr.data, with_zero=n_blocks * R * C > csr.nnz)
+    bptr = np.empty(n_brows + 1, dtype=unsigned_for(n_blocks, wide))
+    bptr[0] = 0
+    bcol = np.empty(n_blocks, dtype=unsigned_for(max(n - 1, 0), wide))
     bval = np.zeros(n_blocks * R * C, dtype=data.dtype)
-    _bcsr_fill(indptr, cols, data, R, C, n, False, bptr, bcol, bval)
-    return (bptr.astype(unsigned_for(n_blocks, wide)),
-            bcol.astype(unsigned_for(max(n - 1, 0), wide)), bval)
+    _encode_chunks(csr.indptr, csr.indices, data, rt, ct, n, bounds, FILL, starts,
+                   bptr, bcol, bval)
+    return bptr, bcol, bval, vals
 
 
 def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
@@ -384,12 +451,9 @@ def _prepare(csr, threads, *, shape=None, value_indexed=False, wide=False):
         raise ValueError(f"block shape must be within 1..4 x 1..8, got {R} x {C}")
     if C > max(n, 1) or R > max(m, 1):
         raise KernelUnusable(f"{R} x {C} blocks do not fit a {m} x {n} matrix")
-    if R == 1:
-        bptr, bcol, bval = runs_encode(csr, C, wide)
-    else:
-        bptr, bcol, bval = bcsr_encode(csr, R, C, wide)
+    bptr, bcol, bval, vals = bcsr_encode(csr, R, C, wide, value_indexed)
     fill = len(bval) / max(csr.nnz, 1)
-    vals, vidx = value_index(bval) if value_indexed else (bval, None)
+    vals, vidx = (vals, bval) if value_indexed else (bval, None)
     parts = balanced_rows(bptr, threads)
     run = _bcsr_par if threads > 1 else _bcsr_ser
     args = (parts, (0,) * R, (0,) * C, bptr, bcol, vals, vidx)
@@ -416,15 +480,17 @@ def applies_vi(f):
     return vi_applies({**f, "distinct_values": f["distinct_values"] + 1})
 
 
-_FACTS = dict(setup_products=10.0, dtypes=DTYPES, c_template="bcsr.c")
+#: setup_products: measured 4-5 baseline products on the large stencils and FEM blocks
+#: (1-3 on the scattered families), bcsr_vi about one more (the value codes).
+_FACTS = dict(dtypes=DTYPES, c_template="bcsr.c")
 register(KernelSpec(
     "bcsr", ("MB", "CMP"),
     "register-blocked r x c BCSR (1 x c: unaligned runs), shape chosen by estimated bytes",
-    _prepare, {"shape": None}, storage=storage, siblings=("bcsr_vi",),
+    _prepare, {"shape": None}, storage=storage, siblings=("bcsr_vi",), setup_products=5.0,
     c_defines={"SPMV_BR": 2, "SPMV_BC": 2}, **_FACTS))
 register(KernelSpec(
     "bcsr_vi", ("MB", "CMP"),
     "bcsr with value-indexed values (stencils: runs of 3 at about 2.4 bytes per nonzero)",
     partial(_prepare, value_indexed=True), {"shape": None}, storage=storage_vi,
-    applies=applies_vi, siblings=("bcsr",),
+    applies=applies_vi, siblings=("bcsr",), setup_products=6.0,
     c_defines={"SPMV_BR": 2, "SPMV_BC": 2, "SPMV_VALUE_INDEX": 1}, **_FACTS))

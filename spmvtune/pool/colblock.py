@@ -13,11 +13,12 @@ sweep the blocks over them.
 from functools import partial
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from ._loops import U1, row_sum
 from .csr import row_partitions
-from .indices import nbytes, unsigned_for
+from .indices import as_unsigned, nbytes, padded_copy, unsigned_for
+from .partition import balanced_rows
 from .prefetch import check_distance
 from .registry import DTYPES, KernelSpec, Prepared, index_bytes, register, value_bytes
 
@@ -53,27 +54,53 @@ def _cb_ser(parts, n_blocks, ptr, indices, data, dist, x, y):
         _cb_part(np.uint64(p), parts, n_blocks, ptr, indices, data, dist, x, y)
 
 
-@njit(cache=True, parallel=True)
-def _count_blocks(indptr, cols, width, n_blocks, counts):
-    """counts[b * n_rows + i] = nonzeros of row i in column block b."""
-    n_rows = indptr.shape[0] - 1
-    for i in prange(n_rows):
-        for k in range(indptr[i], indptr[i + 1]):
-            counts[(cols[k] // width) * n_rows + i] += 1
+@njit(cache=True, nogil=True, inline="always")
+def _block_of(col, width, shift):
+    """Column block of ``col`` (uint64): a shift when the width is a power of two."""
+    return col >> shift if shift < 64 else col // width
 
 
 @njit(cache=True, parallel=True)
-def _scatter_blocks(indptr, cols, vals, width, n_blocks, ptr, out_cols, out_vals):
-    """Nonzeros into (block, row, col) order; each row fills its own slots."""
-    n_rows = indptr.shape[0] - 1
-    for i in prange(n_rows):
-        for b in range(n_blocks):
-            pos = ptr[b * n_rows + i]
-            for k in range(indptr[i], indptr[i + 1]):
-                if cols[k] // width == b:
-                    out_cols[pos] = cols[k]
-                    out_vals[pos] = vals[k]
-                    pos += 1
+def _block_totals(indptr, cols, width, shift, bounds, totals):
+    """Pass 1: totals[c, b] = nonzeros of column block b in the rows
+    ``bounds[c]:bounds[c + 1]`` of chunk c (chunks in parallel)."""
+    w = np.uint64(width)
+    sh = np.uint64(shift)
+    for c in prange(bounds.shape[0] - 1):
+        t = np.zeros(totals.shape[1], np.int64)
+        for k in range(np.uint64(indptr[bounds[c]]), np.uint64(indptr[bounds[c + 1]])):
+            t[_block_of(np.uint64(cols[k]), w, sh)] += 1
+        totals[c] = t
+
+
+@njit(cache=True, parallel=True)
+def _scatter_blocks(indptr, cols, vals, width, shift, bounds, starts, ptr, out_cols, out_vals):
+    """Pass 2: nonzeros into (block, row, col) order.  Chunk c keeps a cursor
+    per block (from ``starts[c]``): ``ptr[b * n_rows + i]`` is the cursor of
+    block b when row i starts, and each entry goes to its block's cursor."""
+    n_rows = np.uint64(indptr.shape[0] - 1)
+    n_blocks = starts.shape[1]
+    w = np.uint64(width)
+    sh = np.uint64(shift)
+    for c in prange(bounds.shape[0] - 1):
+        pos = starts[c].astype(np.uint64)
+        for i in range(np.uint64(bounds[c]), np.uint64(bounds[c + 1])):
+            at = i
+            for b in range(n_blocks):
+                ptr[at] = pos[b]
+                at += n_rows
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
+                col = np.uint64(cols[k])
+                b = _block_of(col, w, sh)
+                o = pos[b]
+                out_cols[o] = col
+                out_vals[o] = vals[k]
+                pos[b] = o + np.uint64(1)
+    ptr[np.uint64(n_blocks) * n_rows] = indptr[n_rows]
+
+
+#: Rows per chunk of the parallel passes, at least.
+CHUNK_ROWS = 1 << 14
 
 
 def _prepare(csr, threads, *, block_bytes=DEFAULT_BLOCK_BYTES, distance=0, wide=False):
@@ -86,22 +113,25 @@ def _prepare(csr, threads, *, block_bytes=DEFAULT_BLOCK_BYTES, distance=0, wide=
     n_blocks = max(-(-n_cols // width), 1)
     ptr_t = unsigned_for(csr.nnz, wide)
     idx_t = unsigned_for(max(n_cols - 1, 0), wide)
-    indices = np.zeros(csr.nnz + distance, dtype=idx_t)
     if n_blocks == 1:                  # already in (block, row, col) order
-        ptr = csr.indptr.astype(ptr_t)
-        indices[:csr.nnz] = csr.indices
+        ptr = as_unsigned(csr.indptr, ptr_t)
+        indices = padded_copy(csr.indices[:csr.nnz], idx_t, distance)
         data = np.ascontiguousarray(csr.data)
     else:
-        indptr = np.asarray(csr.indptr, dtype=np.int64)
-        cols = np.asarray(csr.indices, dtype=np.int64)
-        counts = np.zeros(n_blocks * n_rows, dtype=np.int64)
-        _count_blocks(indptr, cols, width, n_blocks, counts)
-        ptr64 = np.zeros(n_blocks * n_rows + 1, dtype=np.int64)
-        np.cumsum(counts, out=ptr64[1:])
+        n_chunks = max(1, min(4 * get_num_threads(), n_rows // CHUNK_ROWS))
+        bounds = np.unique(balanced_rows(csr.indptr, n_chunks).astype(np.int64))
+        totals = np.zeros((len(bounds) - 1, n_blocks), dtype=np.int64)
+        shift = width.bit_length() - 1 if width & (width - 1) == 0 else 64
+        _block_totals(csr.indptr, csr.indices, width, shift, bounds, totals)
+        # block-major order: block b of chunk c starts after every block < b
+        # and after block b of the chunks before c
+        starts = np.cumsum(totals.T.ravel()).reshape(n_blocks, -1).T - totals
+        indices = np.empty(csr.nnz + distance, dtype=idx_t)
+        indices[csr.nnz:] = 0
+        ptr = np.empty(n_blocks * n_rows + 1, dtype=ptr_t)
         data = np.empty(csr.nnz, dtype=csr.data.dtype)
-        _scatter_blocks(indptr, cols, csr.data, width, n_blocks,
-                        ptr64, indices, data)
-        ptr = ptr64.astype(ptr_t)
+        _scatter_blocks(csr.indptr, csr.indices, csr.data, width, shift, bounds,
+                        np.ascontiguousarray(starts), ptr, indices, data)
     parts = row_partitions(csr, threads, "nnz")
     run = _cb_par if threads > 1 else _cb_ser
     args = (parts, n_blocks, ptr, indices, data, np.uint64(distance))
@@ -135,7 +165,7 @@ def applies(f):
     return None
 
 
-_FACTS = dict(storage=storage, x_span=x_span, applies=applies, setup_products=6.0,
+_FACTS = dict(storage=storage, x_span=x_span, applies=applies, setup_products=3.0,
               dtypes=DTYPES, c_template="csr_colblock.c")
 register(KernelSpec(
     "csr_colblock", ("ML",),

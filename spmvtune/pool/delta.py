@@ -14,11 +14,12 @@ Per row: ``indptr`` (values), ``first`` (4 B), ``width`` (1 B).
 from functools import partial
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from ._loops import U0, U1, U2, U3, U4, value_at, zero_of
 from .csr import row_partitions
-from .indices import U32_MAX, nbytes, unsigned_for
+from .indices import U32_MAX, as_unsigned, nbytes, unsigned_for
+from .partition import balanced_rows
 from .registry import DTYPES, KernelSpec, KernelUnusable, Prepared, register, value_bytes
 from .value_index import applies as vi_applies
 from .value_index import code_bytes, value_index
@@ -27,42 +28,110 @@ WIDTHS = (1, 2, 4)
 _STREAM_T = (np.uint8, np.uint16, np.uint32)
 
 
+@njit(cache=True, parallel=True)
+def _delta_widths(indptr, cols, bounds, first, width, counts):
+    """Pass 1, chunks of rows ``bounds[c]:bounds[c + 1]`` in parallel: each
+    row's first column and gap width (0: fewer than two nonzeros), and
+    ``counts[c, w]`` = gaps the chunk stores at width ``WIDTHS[w]``.
+    Positions are unsigned (no wraparound tests), columns int64."""
+    for c in prange(bounds.shape[0] - 1):
+        n1 = n2 = n4 = U0
+        for i in range(np.uint64(bounds[c]), np.uint64(bounds[c + 1])):
+            k0 = np.uint64(indptr[i])
+            k1 = np.uint64(indptr[i + U1])
+            if k1 - k0 < U2:
+                first[i] = cols[k0] if k1 > k0 else 0
+                width[i] = 0
+                continue
+            first[i] = cols[k0]
+            big = 0
+            prev = np.int64(cols[k0])
+            for k in range(k0 + U1, k1):
+                col = np.int64(cols[k])
+                big = max(big, col - prev)
+                prev = col
+            n = k1 - k0 - U1
+            if big < 256:
+                width[i] = 1
+                n1 += n
+            elif big < 65536:
+                width[i] = 2
+                n2 += n
+            else:
+                width[i] = 4
+                n4 += n
+        counts[c, 0] = n1
+        counts[c, 1] = n2
+        counts[c, 2] = n4
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_gaps(cols, k0, k1, d, o):
+    prev = np.int64(cols[k0])
+    for k in range(k0 + U1, k1):
+        col = np.int64(cols[k])
+        d[o] = col - prev
+        prev = col
+        o += U1
+    return o
+
+
+@njit(cache=True, parallel=True)
+def _delta_fill(indptr, cols, bounds, width, starts, d8, d16, d32):
+    """Pass 2: each chunk writes its rows' gaps from its offsets ``starts[c]``."""
+    for c in prange(bounds.shape[0] - 1):
+        o8 = np.uint64(starts[c, 0])
+        o16 = np.uint64(starts[c, 1])
+        o32 = np.uint64(starts[c, 2])
+        for i in range(np.uint64(bounds[c]), np.uint64(bounds[c + 1])):
+            w = width[i]
+            k0 = np.uint64(indptr[i])
+            k1 = np.uint64(indptr[i + U1])
+            if w == 1:
+                o8 = _put_gaps(cols, k0, k1, d8, o8)
+            elif w == 2:
+                o16 = _put_gaps(cols, k0, k1, d16, o16)
+            elif w == 4:
+                o32 = _put_gaps(cols, k0, k1, d32, o32)
+
+
+#: Rows per chunk of the parallel encoding passes, at least.
+CHUNK_ROWS = 1 << 14
+
+
+def chunk_bounds(indptr, parts):
+    """Row bounds of chunks for parallel passes: about 4 nnz-balanced chunks
+    per thread, cut at every partition bound too (int64)."""
+    n_rows = len(indptr) - 1
+    n_chunks = max(1, min(4 * get_num_threads(), n_rows // CHUNK_ROWS))
+    return np.union1d(balanced_rows(indptr, n_chunks).astype(np.int64),
+                      np.asarray(parts, dtype=np.int64))
+
+
 def delta_encode(csr, parts):
     """Encode the column indices of ``csr`` for row partitions ``parts``.
 
     Returns a dict: first (n_rows,) uint32, width (n_rows,) uint8 (0 for rows
     with fewer than two nonzeros), d8/d16/d32 gap streams, offs (nparts, 3)
-    uint64 start offsets of each partition into the streams.
+    uint64 start offsets of each partition into the streams.  Two parallel
+    O(nnz) passes over chunks of rows: widths and gap counts, then the gaps.
     """
     n_rows = csr.shape[0]
-    indptr = np.asarray(csr.indptr, dtype=np.int64)
-    cols = np.asarray(csr.indices, dtype=np.int64)
-    row_nnz = np.diff(indptr)
     if csr.shape[1] - 1 > U32_MAX:
         raise KernelUnusable("more than 2**32 columns: gaps may not fit 32 bits")
-    nonempty = row_nnz > 0
-    starts = indptr[:-1][nonempty]
-    first = np.zeros(n_rows, dtype=np.uint32)
-    first[nonempty] = cols[starts]
-    gaps = np.zeros_like(cols)
-    gaps[1:] = np.diff(cols)
-    gaps[starts] = 0                       # a row's first entry stores no gap
-    row_max = np.zeros(n_rows, dtype=np.int64)
-    if len(starts):
-        row_max[nonempty] = np.maximum.reduceat(gaps, starts)
-    width = np.select([row_nnz <= 1, row_max < 256, row_max < 65536], [0, 1, 2], 4)
-    width = width.astype(np.uint8)
-    entry_width = np.repeat(width, row_nnz)
-    stored = np.ones(len(cols), dtype=bool)
-    stored[starts] = False
-    n_gaps = np.maximum(row_nnz - 1, 0)
-    enc = {"first": first, "width": width}
-    offs = np.zeros((len(parts) - 1, 3), dtype=np.uint64)
-    for w, (nbytes_, t) in enumerate(zip(WIDTHS, _STREAM_T)):
-        enc[f"d{8 * nbytes_}"] = gaps[stored & (entry_width == nbytes_)].astype(t)
-        before = np.concatenate([[0], np.cumsum(n_gaps * (width == nbytes_))])
-        offs[:, w] = before[parts[:-1].astype(np.int64)]
-    enc["offs"] = offs
+    bounds = chunk_bounds(csr.indptr, parts)
+    first = np.empty(n_rows, dtype=np.uint32)
+    width = np.empty(n_rows, dtype=np.uint8)
+    counts = np.zeros((len(bounds), 3), dtype=np.int64)        # a last row of zeros
+    _delta_widths(csr.indptr, csr.indices, bounds, first, width, counts)
+    starts = np.zeros((len(bounds), 3), dtype=np.int64)
+    np.cumsum(counts[:-1], axis=0, out=starts[1:])              # stream offsets per chunk
+    streams = [np.empty(int(starts[-1, w]), dtype=t) for w, t in enumerate(_STREAM_T)]
+    _delta_fill(csr.indptr, csr.indices, bounds, width, starts, *streams)
+    offs = starts[np.searchsorted(bounds, np.asarray(parts[:-1], dtype=np.int64))]
+    enc = {"first": first, "width": width, "offs": offs.astype(np.uint64)}
+    for nbytes_, d in zip(WIDTHS, streams):
+        enc[f"d{8 * nbytes_}"] = d
     return enc
 
 
@@ -131,7 +200,7 @@ def _delta_ser(parts, indptr, first, width, d8, d16, d32, offs, vals, vidx, x, y
 def _prepare(csr, threads, *, value_indexed=False, wide=False):
     parts = row_partitions(csr, threads, "nnz")
     enc = delta_encode(csr, parts)
-    indptr = csr.indptr.astype(unsigned_for(csr.nnz, wide))
+    indptr = as_unsigned(csr.indptr, unsigned_for(csr.nnz, wide))
     if value_indexed:
         vals, vidx = value_index(csr.data)
     else:
@@ -145,7 +214,8 @@ def _prepare(csr, threads, *, value_indexed=False, wide=False):
     csr_index_bytes = 4 * csr.nnz + 4 * (csr.shape[0] + 1)
     info = {"index_bytes_per_nnz": index_bytes / nnz,
             "csr_index_bytes_per_nnz": csr_index_bytes / nnz,
-            "rows_by_width": {w: int(np.sum(enc["width"] == w)) for w in (0, 1, 2, 4)}}
+            "rows_by_width": dict(zip((0, 1, 2, 4), np.bincount(enc["width"], minlength=5)[
+                [0, 1, 2, 4]].tolist()))}
     return Prepared(run, args, index_bytes + value_bytes, info)
 
 
@@ -174,11 +244,11 @@ _NOTE = "gaps stored per row at 1/2/4 bytes after an absolute first column"
 register(KernelSpec(
     "csr_delta", ("MB",),
     "column indices as 8/16/32-bit gaps chosen per row",
-    _prepare, storage=storage, applies=applies, setup_products=4.0,
+    _prepare, storage=storage, applies=applies, setup_products=3.0,
     siblings=("csr_delta_vi",), dtypes=DTYPES, c_template="csr_delta.c", c_note=_NOTE))
 register(KernelSpec(
     "csr_delta_vi", ("MB",),
     "csr_delta with value-indexed values: about 2 bytes per nonzero on stencils",
     partial(_prepare, value_indexed=True), storage=storage_vi, applies=applies_vi,
-    setup_products=6.0, siblings=("csr_vi",), dtypes=DTYPES, c_template="csr_delta.c",
+    setup_products=4.0, siblings=("csr_vi",), dtypes=DTYPES, c_template="csr_delta.c",
     c_defines={"SPMV_VALUE_INDEX": 1}, c_note=_NOTE))

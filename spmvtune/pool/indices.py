@@ -6,6 +6,7 @@ wraparound test for every signed array access, which made the CSR loop
 values fit and 64-bit beyond.
 """
 import numpy as np
+from numba import njit, prange
 
 U32_MAX = np.iinfo(np.uint32).max
 
@@ -38,9 +39,29 @@ def unsigned_csr(csr, wide=False, pad=0):
     idx_t = unsigned_for(max(n_cols - 1, 0), wide)
     if pad == 0:
         return indptr, as_unsigned(csr.indices[:csr.nnz], idx_t)
-    indices = np.zeros(csr.nnz + pad, dtype=idx_t)
-    indices[:csr.nnz] = csr.indices[:csr.nnz]
-    return indptr, indices
+    return indptr, padded_copy(csr.indices[:csr.nnz], idx_t, pad)
+
+
+@njit(cache=True, parallel=True)
+def _copy(src, dst):
+    """dst[:len(src)] = src, 16 ranges in parallel (unsigned positions: a
+    signed loop index made this 4x slower, its wraparound test blocks
+    vectorization)."""
+    n = np.uint64(src.shape[0])
+    step = (n + np.uint64(15)) // np.uint64(16)
+    for c in prange(16):
+        k0 = np.uint64(c) * step
+        for k in range(k0, min(n, k0 + step)):
+            dst[k] = src[k]
+
+
+def padded_copy(a, dtype, pad):
+    """``a`` (validated: no negative value) as ``dtype`` followed by ``pad``
+    zeros, copied by both threads."""
+    out = np.empty(len(a) + pad, dtype=dtype)
+    out[len(a):] = 0
+    _copy(a, out)
+    return out
 
 
 def shares_input(csr, wide=False):

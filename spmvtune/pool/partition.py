@@ -20,14 +20,27 @@ def even_rows(n_rows, nparts):
 def balanced_rows(indptr, nparts):
     """``nparts`` row partitions of (almost) equal cost ``nnz + ROW_COST * rows``.
 
-    indptr: (n_rows + 1,) integer row pointer.  Returns (nparts + 1,) uint64.
+    indptr: (n_rows + 1,) integer row pointer.  Returns (nparts + 1,) uint64:
+    bound p is the first row whose cost before it reaches p / nparts of the
+    total (a binary search per bound: O(nparts log n_rows), no pass over
+    the rows).
     """
     n_rows = len(indptr) - 1
-    cost = indptr.astype(np.float64) + ROW_COST * np.arange(n_rows + 1)
-    targets = np.linspace(0.0, cost[-1], nparts + 1)
-    bounds = np.searchsorted(cost, targets, side="left").astype(np.uint64)
-    bounds[0], bounds[-1] = 0, n_rows
-    return np.maximum.accumulate(bounds)
+    cost = lambda i: float(indptr[i]) + ROW_COST * i           # noqa: E731
+    targets = np.linspace(0.0, cost(n_rows), nparts + 1)
+    bounds = np.zeros(nparts + 1, dtype=np.uint64)
+    lo = 0
+    for p in range(1, nparts):
+        hi = n_rows + 1                      # first i in [lo, n_rows] with cost(i) >= target
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if cost(mid) < targets[p]:
+                lo = mid + 1
+            else:
+                hi = mid
+        bounds[p] = lo
+    bounds[nparts] = n_rows
+    return bounds
 
 
 def nnz_partition(indptr, nparts):
@@ -44,16 +57,16 @@ def nnz_partition(indptr, nparts):
     n_rows = len(indptr) - 1
     nnz = int(indptr[-1])
     kb = np.linspace(0, nnz, nparts + 1).round().astype(np.int64)
-    ends = np.asarray(indptr[1:], dtype=np.int64)
-    # rows ending in (kb[p], kb[p+1]]; partition 0 also takes rows ending at 0
-    first = np.searchsorted(ends, kb[:-1], side="right")
+    # rows ending in (kb[p], kb[p+1]]; partition 0 also takes rows ending at 0.
+    # The bounds are searched in indptr's own type (no int64 copy of indptr).
+    ends = indptr[1:]
+    first = np.searchsorted(ends, kb[:-1].astype(ends.dtype), side="right")
     first[0] = 0
-    end = np.searchsorted(ends, kb[1:], side="right")
+    end = np.searchsorted(ends, kb[1:].astype(ends.dtype), side="right")
     end[-1] = n_rows
     tail = end.copy()
-    starts = np.asarray(indptr[:-1], dtype=np.int64)
     for p in range(nparts):
         r = end[p]
-        if not (r < n_rows and starts[r] < kb[p + 1] and kb[p] < kb[p + 1]):
+        if not (r < n_rows and int(indptr[r]) < kb[p + 1] and kb[p] < kb[p + 1]):
             tail[p] = n_rows
     return tuple(a.astype(np.uint64) for a in (kb, first, end, tail))

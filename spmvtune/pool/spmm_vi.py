@@ -26,5 +26,5 @@ def _prepare(csr, threads, *, wide=False):
 register(KernelSpec(
     "spmm_vi", ("MB",),
     "spmm_csr with values as 8/16-bit codes into a table (quantized weights)",
-    _prepare, storage=storage, applies=applies, setup_products=3.0, siblings=("spmm_csr",),
+    _prepare, storage=storage, applies=applies, setup_products=2.0, siblings=("spmm_csr",),
     c_template="spmm_csr.c", c_defines={"SPMV_VALUE_INDEX": 1}, **MANY))
