@@ -1,6 +1,7 @@
 """The selector model: labels, JSON persistence (no pickle), prediction, training CLI."""
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +178,27 @@ def test_each_mode_uses_its_own_selector(records, tmp_path, monkeypatch):
                for mode in ("auto", "predicted", "profile", "features")}
     assert sources["auto"].startswith("auto") and sources["predicted"] == "predicted"
     assert "rule" in sources["profile"] and "model" in sources["features"]
+
+
+def test_train_on_a_dask_cluster_fills_the_same_resumable_store(tmp_path):
+    """`train --scheduler` measures on the cluster's workers, one matrix at a
+    time each, into the store a local run resumes from."""
+    distributed = pytest.importorskip("distributed")
+    bundled = Path(__file__).resolve().parents[1] / "matrices"
+    files = [str(bundled / "laplace2d_40.mtx"), str(bundled / "scatter_5000.mtx.gz")]
+    store, out = tmp_path / "store.sqlite", tmp_path / "models"
+    fast = ["--repeats", "1", "--batch-seconds", "0.0005", "--no-generated", "--no-pruned",
+            "--store", str(store), "--out", str(out)]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        r = CliRunner().invoke(main, ["train", *files, *fast,
+                                      "--scheduler", cluster.scheduler_address])
+    assert r.exit_code == 0, r.output
+    recs = {Path(m).name: rec for m, _, rec in ResultsStore(store).records()}
+    assert set(recs) == {"laplace2d_40.mtx", "scatter_5000.mtx.gz"}
+    assert all("csr_balanced@2" in rec["times"] for rec in recs.values())
+    assert (out / "costmodel.json").exists()
+    # a local rerun finds everything done
+    r = CliRunner().invoke(main, ["train", *files, *fast])
+    assert r.exit_code == 0 and "already in the store 2" in r.output
