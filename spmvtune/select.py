@@ -59,6 +59,15 @@ MARGIN = 0.10
 FEATURE_SHARE = 0.3
 #: Timing rounds of the check (after one warm-up call each).
 CHECK_ROUNDS = 4
+#: Products at least this long (seconds) are timed one per sample, without an
+#: untimed call before each, for CHECK_ROUNDS_LONG rounds after one warm-up
+#: call: 1 + CHECK_ROUNDS_LONG products per pair (a large matrix streams from
+#: memory whatever ran before it).
+LONG_PRODUCT_SECONDS = 1e-3
+CHECK_ROUNDS_LONG = 3
+#: The whole check (setups and timing) costs at most this many products of
+#: the baseline: the candidates are taken in ranked order while they fit.
+CHECK_BUDGET_PRODUCTS = 24
 #: A sample of the check is a batch of products lasting at least this long
 #: (shorter batches of microsecond products measure the timer and the call).
 CHECK_BATCH_SECONDS = 5e-5
@@ -347,7 +356,7 @@ class _Selection:
             t, kernel, threads = ranked[0]
             return self._predicted_decision(t, kernel, threads, t_base, bottlenecks,
                                             "auto (predicted)")
-        measured = self.time_pairs(timed)
+        measured = self.time_pairs(timed, {(k, t): p for p, k, t in ranked})
         if not measured:
             t, kernel, threads = ranked[0]
             return self._predicted_decision(t, kernel, threads, t_base, bottlenecks,
@@ -406,9 +415,10 @@ class _Selection:
 
     # -- timing ----------------------------------------------------------------------
 
-    def time_pairs(self, pairs):
+    def time_pairs(self, pairs, predicted=None):
         """{(kernel, threads): median seconds} of the usable pairs, timed side by
-        side (interleaved rounds); the operators are kept in ``self.ops``."""
+        side (interleaved rounds); the operators are kept in ``self.ops``.
+        predicted: {pair: predicted seconds}, which decides how they are timed."""
         from .pool.dense_mm import BLAS_SPIN_SECONDS
         from .timing import interleaved_medians
         dtype = self.csr.data.dtype
@@ -430,11 +440,13 @@ class _Selection:
         run = "matmat" if self.k > 1 else "matvec"
         # BLAS threads spin after a call, on the cores the next contestant needs
         settle = {p: BLAS_SPIN_SECONDS for p in ops if get_kernel(p[0]).balance == "blas"}
-        med = interleaved_medians({p: (lambda f=getattr(op, run): f(x, out=y))
-                                   for p, op in ops.items()},
-                                  repeats=CHECK_ROUNDS, warmup=1, settle=settle,
-                                  batch_seconds=CHECK_BATCH_SECONDS)
-        return med
+        contestants = {p: (lambda f=getattr(op, run): f(x, out=y)) for p, op in ops.items()}
+        if long_products(predicted or {}, ops):
+            return interleaved_medians(contestants, repeats=CHECK_ROUNDS_LONG, warmup=0,
+                                       settle=settle, batch_seconds=CHECK_BATCH_SECONDS,
+                                       prime=False)
+        return interleaved_medians(contestants, repeats=CHECK_ROUNDS, warmup=1, settle=settle,
+                                   batch_seconds=CHECK_BATCH_SECONDS)
 
     # -- budget ----------------------------------------------------------------------
 
@@ -458,6 +470,21 @@ class _Selection:
         return decision
 
 
+def long_products(predicted, pairs):
+    """Whether the check times ``pairs`` one product per sample (all predicted
+    at least LONG_PRODUCT_SECONDS)."""
+    return bool(pairs) and all(predicted.get(p, 0.0) >= LONG_PRODUCT_SECONDS for p in pairs)
+
+
+def check_cost(pair_seconds, long):
+    """Seconds of timing one pair whose product takes ``pair_seconds``:
+    warm-up (and calibration) and the rounds, as :meth:`_Selection.time_pairs` runs them."""
+    if long:
+        return (1 + CHECK_ROUNDS_LONG) * pair_seconds
+    return (CHECK_PAIR_SECONDS + 2 * pair_seconds
+            + CHECK_ROUNDS * (max(pair_seconds, CHECK_BATCH_SECONDS) + pair_seconds))
+
+
 def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASELINE):
     """The (kernel, threads) pairs ``auto`` times, or [] to trust the prediction.
 
@@ -469,11 +496,11 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASEL
 
     Timed: the pairs predicted within MARGIN (plus the best pair's model
     error) of the best, at most MAX_TIMED, and the baseline at its best thread
-    count.  Nothing is timed when only one pair is left, or when preparing and
-    timing them (per pair: CHECK_PAIR_SECONDS of Python, a warm-up and
-    CHECK_ROUNDS batches of at least CHECK_BATCH_SECONDS, each after one
-    untimed product) would cost more than the predicted gain (at least 5% of
-    a baseline product) over ``horizon`` calls."""
+    count, as many as fit CHECK_BUDGET_PRODUCTS baseline products of setup and
+    timing (:func:`check_cost`), the baseline first.  Nothing is timed when
+    only one pair is left, or when preparing and timing them would cost more
+    than the predicted gain (at least 5% of a baseline product) over
+    ``horizon`` calls."""
     if not ranked:
         return []
     best_t, best_k, best_threads = ranked[0]
@@ -484,14 +511,20 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASEL
     if len(timed) < 2:
         return []
     predicted = {(k, t): p for p, k, t in ranked}
-    cost = sum(setup_seconds(k) for k, _ in timed) + CHECK_PAIR_SECONDS * len(timed)
-    # warm-up, calibration and CHECK_ROUNDS samples, each a batch of at least
-    # CHECK_BATCH_SECONDS, followed by one untimed product
-    cost += sum(2 * predicted[pair] + CHECK_ROUNDS * (max(predicted[pair], CHECK_BATCH_SECONDS)
-                                                      + predicted[pair]) for pair in timed)
-    if cost > max(t_base - best_t, 0.05 * t_base) * horizon:
+    long = long_products(predicted, timed)
+    # the baseline first (the reference of every speedup), then the candidates
+    # in ranked order while the check stays within CHECK_BUDGET_PRODUCTS
+    order = ([base] if base else []) + [p for p in timed if p != base]
+    kept, cost = [], 0.0
+    for pair in order:
+        c = setup_seconds(pair[0]) + check_cost(predicted[pair], long)
+        if kept and cost + c > CHECK_BUDGET_PRODUCTS * t_base:
+            continue
+        kept.append(pair)
+        cost += c
+    if len(kept) < 2 or cost > max(t_base - best_t, 0.05 * t_base) * horizon:
         return []
-    return timed
+    return [p for p in timed if p in kept]
 
 
 def _parse_label(label, max_threads):

@@ -20,7 +20,7 @@ OPENMP_SPIN_SECONDS = 0.2
 
 
 def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_rounds=1000,
-                        settle=None, batch_seconds=MIN_SAMPLE_SECONDS):
+                        settle=None, batch_seconds=MIN_SAMPLE_SECONDS, prime=True):
     """Seconds per call of each zero-argument callable, as lists of samples.
 
     contestants: dict name -> callable.  Each is called ``warmup`` times and
@@ -35,6 +35,9 @@ def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_
     settle: {name: seconds} to sleep after that contestant's sample, so its
     spinning threads (OpenMP's, see ``OPENMP_SPIN_SECONDS``) have stopped
     before the next contestant runs.
+    prime: make that untimed call before each sample (False for products of
+    a millisecond or more, whose steady state does not depend on it: half the
+    cost when the time spent timing counts, as in ``select_kernel``).
     """
     settle = settle or {}
     batch = {}
@@ -53,7 +56,8 @@ def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_
         for i in order.permutation(len(names)):
             name = names[i]
             fn, n = contestants[name], batch[name]
-            fn()
+            if prime:
+                fn()
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
@@ -65,10 +69,10 @@ def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_
 
 
 def interleaved_medians(contestants, repeats=10, warmup=2, min_seconds=0.0, settle=None,
-                        batch_seconds=MIN_SAMPLE_SECONDS):
+                        batch_seconds=MIN_SAMPLE_SECONDS, prime=True):
     """Median seconds per call of each contestant (see :func:`interleaved_samples`)."""
     samples = interleaved_samples(contestants, repeats, warmup, min_seconds, settle=settle,
-                                  batch_seconds=batch_seconds)
+                                  batch_seconds=batch_seconds, prime=prime)
     return {name: float(np.median(s)) for name, s in samples.items()}
 
 

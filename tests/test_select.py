@@ -239,3 +239,26 @@ def test_a_cached_decision_that_cannot_be_prepared_is_made_again(cache):
     x = np.ones(A.shape[1])
     assert_matches(op(x), A, x, "remade")
     assert spmvtune.select_kernel(A, threads=2).selection_source == "cache"
+
+
+def test_the_check_fits_its_budget_of_baseline_products():
+    """On a large matrix (products of milliseconds) the check takes the
+    baseline, then the candidates in ranked order while setup and timing stay
+    within CHECK_BUDGET_PRODUCTS baseline products."""
+    from spmvtune.select import (CHECK_BUDGET_PRODUCTS, CHECK_ROUNDS_LONG, check_cost,
+                                 long_products, plan_check)
+    t_base = 10e-3
+    ranked = [(5e-3, "bcsr_vi", 2), (5.2e-3, "csr_sym", 2), (5.3e-3, "csr_vi", 2),
+              (t_base, "csr_balanced", 2)]
+    cheap = {"csr_balanced": 0.0, "bcsr_vi": 6 * t_base, "csr_sym": 8 * t_base,
+             "csr_vi": 2 * t_base}
+    timed = plan_check(ranked, t_base, 10**6, cheap.get, lambda k, t: 0.0)
+    assert long_products({(k, t): p for p, k, t in ranked}, timed)
+    assert check_cost(5e-3, True) == (1 + CHECK_ROUNDS_LONG) * 5e-3
+    cost = sum(cheap[k] + check_cost(p, True) for p, k, t in ranked if (k, t) in timed)
+    assert ("csr_balanced", 2) in timed and cost <= CHECK_BUDGET_PRODUCTS * t_base
+    assert timed[0] == ("bcsr_vi", 2)                   # ranked order kept
+    # setups the budget cannot hold are left out, the baseline stays
+    dear = dict(cheap, csr_sym=40 * t_base)
+    timed = plan_check(ranked, t_base, 10**6, dear.get, lambda k, t: 0.0)
+    assert ("csr_sym", 2) not in timed and ("csr_balanced", 2) in timed
