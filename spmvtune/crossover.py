@@ -61,8 +61,11 @@ def features_at_density(f, density):
         g["bcsr_bytes"] = f["bcsr_bytes"] * r if f["nnz"] else g["csr_bytes"]
     if "distinct_values" in f and not f.get("few_values"):
         g["distinct_values"] = max(f["distinct_values"] * r, 1.0)
-    g["x_lines_per_nnz"] = min(f.get("x_lines_per_nnz", 1.0) * _new_line_share(density)
-                               / _new_line_share(max(f.get("density", density), 1e-12)), 1.0)
+    here = _new_line_share(max(f.get("density", density), 1e-12))
+    if here > 0:
+        g["x_lines_per_nnz"] = min(f.get("x_lines_per_nnz", 1.0) * _new_line_share(density)
+                                   / here, 1.0)
+    # else a full matrix (every line reused by the next row): nothing to rescale from
     return g
 
 

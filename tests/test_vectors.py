@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from click.testing import CliRunner
 
 import spmvtune
@@ -145,6 +146,19 @@ def test_predicted_crossover_rises_with_the_dense_advantage(layer):
         assert x["here"] in ("sparse", "dense")
     d = [out[k]["density"] or 1.0 for k in (1, 64)]
     assert d[1] <= d[0] * 1.5                  # gemm's rate grows with k: dense wins earlier
+
+
+def test_a_full_matrix_has_a_crossover_too():
+    """Every entry stored (density 1): no x line is new from one row to the
+    next, which once divided by zero in analyze, bench and train."""
+    from spmvtune.crossover import features_at_density, predicted_crossover
+    full = sp.csr_array(np.arange(1.0, 4097.0).reshape(64, 64))
+    machine = fake_machine()
+    f = structural_features(full, caches=machine.caches)
+    assert f["density"] == 1.0
+    assert features_at_density(f, 0.5)["x_lines_per_nnz"] == f["x_lines_per_nnz"]
+    out = predicted_crossover(f, 1, 2, machine, costmodel.CostModel())
+    assert out["here"] in ("sparse", "dense")
 
 
 def test_crossing_interpolates_in_log_density():
