@@ -222,6 +222,27 @@ def test_loader_and_internal_errors_are_one_line(tmp_path, monkeypatch):
     assert one_line_error(cli("emit", BUNDLED_LAPLACE), 1) == "Error: out of memory"
 
 
+def test_the_command_says_in_one_line_when_its_libraries_cannot_be_loaded():
+    """Under a memory cap too small to map NumPy's or Numba's libraries the
+    command stops before its code runs: one line (JSON with --json), no traceback."""
+    import resource
+    import subprocess
+    import sys
+
+    def capped():
+        resource.setrlimit(resource.RLIMIT_AS, (280 << 20, 280 << 20))
+    for extra in ([], ["--json"]):
+        r = subprocess.run([sys.executable, "-m", "spmvtune", "machine", *extra],
+                           capture_output=True, text=True, preexec_fn=capped, timeout=120)
+        if r.returncode == 0:
+            pytest.skip("280 MB of address space were enough here")
+        out = (r.stdout if extra else r.stderr).strip()
+        assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr
+        assert len(out.splitlines()) == 1 and "cannot load spmvtune's libraries" in out
+        if extra:
+            assert json.loads(out)["exit_code"] == 1
+
+
 def test_train_on_a_garbage_or_foreign_store(tmp_path):
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"\x00garbage" * 1000)
