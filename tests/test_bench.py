@@ -396,6 +396,11 @@ def test_read_results_gives_one_row_per_matrix_and_contestant(collection, tmp_pa
     assert len(bad) == 1 and bad.contestant.isna().all() and "out of bounds" in bad.reason.iloc[0]
     with pytest.raises(FileNotFoundError):
         read_results(tmp_path / "nowhere")
+    # report.md puts each kernel's storage beside its speed
+    report = (out / "report.md").read_text()
+    assert "## Every kernel: speed and storage" in report
+    line = next(ln for ln in report.splitlines() if ln.startswith("| fem_blocks_900 | bcsr |"))
+    assert float(line.split("|")[5]) < 12.0            # bytes per nonzero below plain CSR's
 
 
 # ---- hostile input (issue 11): a bad matrix costs one row, never the sweep ---------

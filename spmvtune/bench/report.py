@@ -169,5 +169,31 @@ def write_markdown(path, rows, s, plots, context):
             _x(speedup(r, "scipy")), _x(speedup(r, "mkl_ie")), _x(speedup(r, "dense")),
             (f"{r['gbps']:.1f} ({r['bandwidth_percent']:.0f}%)" if r.get("gbps") else "-"),
             md_cell(status)]) + " |")
+    out += _kernel_table(rows)
     path.write_text("\n".join(out) + "\n")
     return path
+
+
+def _kernel_table(rows):
+    """With --all-kernels: every kernel's speed beside the memory its storage
+    takes (a time-memory choice; ``select_kernel(max_extra_bytes=...)``)."""
+    rows = [r for r in rows if len(r.get("kernel_bytes") or {}) > 1 and r.get("seconds")]
+    if not rows:
+        return []
+    out = ["", "## Every kernel: speed and storage", "",
+           "Storage: the kernel's prepared matrix (x and y excluded), in MB and in bytes per "
+           "nonzero; plain CSR with 32-bit indices takes 12 per nonzero in float64.", "",
+           "| matrix | kernel | GFLOP/s | storage MB | bytes / nonzero |",
+           "|---|---|---:|---:|---:|"]
+    for r in rows:
+        g = gflops_of(r)
+        nnz = max(int(r.get("nnz") or 0), 1)
+        for label, nbytes in sorted(r["kernel_bytes"].items(), key=lambda kv: -g.get(kv[0], 0)):
+            name = BASELINE_LABEL if label == "baseline" else label
+            out.append(f"| {md_cell(r.get('name'))} | {md_cell(name)} | "
+                       f"{_x(g.get(label), '{:.2f}')} | {nbytes / 1e6:.2f} | {nbytes / nnz:.1f} |")
+    return out
+
+
+#: What the baseline contestant of a row is.
+BASELINE_LABEL = "csr_balanced (baseline)"
