@@ -38,7 +38,7 @@ from spmvtune import generate, peers
 from spmvtune.costmodel import canonical_times, fit as fit_cost_model
 from spmvtune.decision import BASELINE
 from spmvtune.machine import machine_profile
-from spmvtune.model import TOLERANCE, dataset, make_estimator
+from spmvtune.model import TOLERANCE, dataset, make_estimator, single_vector_times
 from spmvtune.pool import canonical_pair, get_kernel, kernel_names, kernel_specs
 from spmvtune.select import HORIZON, plan_check, thread_candidates
 from spmvtune.timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
@@ -53,7 +53,7 @@ ORDER = list(kernel_names())
 
 def regret(times, key):
     """Stored time of the pick over the fastest, minus 1 (an unusable pick runs the baseline)."""
-    times = canonical_times(times)          # pairs running one loop: one time
+    times = canonical_times(single_vector_times(times))   # one loop: one time; k = 1 only
     t = times.get(key)
     if t is None:
         t = min(v for k, v in times.items() if k.startswith(BASELINE + "@"))
@@ -95,7 +95,7 @@ def evaluate_fold(train, test, machine, threads, out):
         forest = make_estimator("forest").fit(X, y)
     Xt, _, _, kept = dataset(test, ORDER)
     for i, (name, family, rec) in enumerate(kept):
-        times = rec["times"]
+        times = single_vector_times(rec["times"])
         predicted, auto = cost_model_picks(model, rec, machine, threads)
         out["cost model: predicted"].append(regret(times, predicted))
         out["auto (planned check, stored times)"].append(regret(times, auto))
