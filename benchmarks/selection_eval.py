@@ -35,7 +35,7 @@ import numpy as np
 
 import spmvtune
 from spmvtune import generate, peers
-from spmvtune.costmodel import canonical_times, fit as fit_cost_model
+from spmvtune.costmodel import canonical_times, fit as fit_cost_model, record_group
 from spmvtune.decision import BASELINE
 from spmvtune.machine import machine_profile
 from spmvtune.model import TOLERANCE, dataset, make_estimator, single_vector_times
@@ -70,24 +70,33 @@ def line(name, regrets):
 
 # ---- 1. cross-validation ------------------------------------------------------------
 
-def cost_model_picks(model, rec, machine, threads):
-    """(predicted pick, auto's planned pick) of a fitted cost model on a stored record."""
+def cost_model_picks(model, rec, machine, threads, forest_pick=None):
+    """(predicted pick, auto's pick) of a fitted cost model on a stored record:
+    auto as ``select_kernel`` plans it (the forest's pick timed beside the
+    model's, or taken when no check is planned), its timing read from the store."""
     f = rec["features"]
+    times = single_vector_times(rec["times"])
     ranked = model.rank(f, machine, kernel_specs(), thread_candidates(threads), threads)
-    ranked = [r for r in ranked if f"{r[1]}@{r[2]}" in rec["times"]] or ranked
+    ranked = [r for r in ranked if f"{r[1]}@{r[2]}" in times] or ranked
     best = f"{ranked[0][1]}@{ranked[0][2]}"
     t_base = min((t for t, k, _ in ranked if k == BASELINE), default=ranked[0][0])
+    also = None
+    if forest_pick:
+        k, t = forest_pick.split("@")
+        pair = canonical_pair(k, min(int(t), threads))
+        also = pair if f"{pair[0]}@{pair[1]}" in times else None
     timed = plan_check(ranked, t_base, HORIZON,
                        lambda k: model.predict_setup(get_kernel(k), f, t_base),
-                       lambda k, t: model.error.get(f"{k}@{t}", 0.0))
+                       lambda k, t: model.error.get(f"{k}@{t}", 0.0), also=also)
     if not timed:
-        return best, best
-    keys = [f"{k}@{t}" for k, t in timed if f"{k}@{t}" in rec["times"]]
-    return best, min(keys, key=rec["times"].get) if keys else best
+        return best, (f"{also[0]}@{also[1]}" if also else best)
+    keys = [f"{k}@{t}" for k, t in timed if f"{k}@{t}" in times]
+    return best, min(keys, key=times.get) if keys else best
 
 
 def evaluate_fold(train, test, machine, threads, out):
-    model = fit_cost_model([r for _, _, r in train], machine, kernel_specs(), threads)
+    model = fit_cost_model([r for _, _, r in train], machine, kernel_specs(), threads,
+                           groups=[record_group(n, fam) for n, fam, _ in train])
     labels_ok = len({lab for lab in dataset(train, ORDER)[1]}) > 1
     forest = None
     if labels_ok:
@@ -96,11 +105,12 @@ def evaluate_fold(train, test, machine, threads, out):
     Xt, _, _, kept = dataset(test, ORDER)
     for i, (name, family, rec) in enumerate(kept):
         times = single_vector_times(rec["times"])
-        predicted, auto = cost_model_picks(model, rec, machine, threads)
+        forest_pick = str(forest.predict(Xt[i:i + 1])[0]) if forest is not None else None
+        predicted, auto = cost_model_picks(model, rec, machine, threads, forest_pick)
         out["cost model: predicted"].append(regret(times, predicted))
         out["auto (planned check, stored times)"].append(regret(times, auto))
         if forest is not None:
-            out["random forest (features)"].append(regret(times, str(forest.predict(Xt[i:i + 1])[0])))
+            out["random forest (features)"].append(regret(times, forest_pick))
         if rec.get("rule"):
             rt = get_kernel(rec["rule"]).threads_for(rec.get("rule_threads") or threads)
             out["bottleneck rule (micro-profile)"].append(regret(times, f"{rec['rule']}@{rt}"))
@@ -137,7 +147,8 @@ def cross_validation(records, machine, threads):
         for k, v in out.items():
             print(line(k, v))
         results["real 5-fold"] = {k: list(map(float, v)) for k, v in out.items()}
-    model = fit_cost_model([r for _, _, r in records], machine, kernel_specs(), threads)
+    model = fit_cost_model([r for _, _, r in records], machine, kernel_specs(), threads,
+                           groups=[record_group(n, fam) for n, fam, _ in records])
     errs = sorted(model.error.items(), key=lambda kv: -kv[1])
     print("\n  cost model fitted on everything: median relative error per pair "
           f"(median over pairs {np.median([e for _, e in errs]):.1%}; worst: "

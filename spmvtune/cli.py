@@ -754,7 +754,7 @@ def train(paths, files_from, out, store, threads, generated, kind, max_nnz, sche
     everything in the store and written as JSON (no pickle).
     """
     from . import load
-    from .costmodel import fit as fit_cost_model
+    from .costmodel import fit as fit_cost_model, record_group
     from .machine import cache_dir, machine_profile
     from .model import fit_model
     from .pool import kernel_names, kernel_specs
@@ -804,7 +804,8 @@ def train(paths, files_from, out, store, threads, generated, kind, max_nnz, sche
     if not records:
         raise click.ClickException(f"no measured matrix in {db.path}: nothing to fit")
     out_dir = Path(out) if out else cache_dir()
-    cost = fit_cost_model([r for _, _, r in records], machine_profile(), kernel_specs(), threads)
+    cost = fit_cost_model([r for _, _, r in records], machine_profile(), kernel_specs(), threads,
+                          groups=[record_group(n, fam) for n, fam, _ in records])
     cost.save(out_dir / "costmodel.json")
     click.echo(f"cost model ({len(cost.coef)} kernel x thread pairs, {len(records)} matrices) "
                f"written to {out_dir / 'costmodel.json'}")

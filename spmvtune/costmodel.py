@@ -357,17 +357,19 @@ def current_cost_model():
 
 # ---- fitting -------------------------------------------------------------------------
 
-def fit_pair(Phi, t, prior):
-    """Non-negative θ minimising sum((Phi θ / t - 1)^2) + RIDGE n |θ/s - prior|^2,
+def fit_pair(Phi, t, prior, weights=None):
+    """Non-negative θ minimising sum(w (Phi θ / t - 1)^2) + RIDGE n |θ/s - prior|^2,
     where s rescales the prior to the data's level (so that the pull keeps the
-    shape of the prior, not its absolute speed).  Phi: (n, len(TERMS)); t: (n,)."""
+    shape of the prior, not its absolute speed).  Phi: (n, len(TERMS)); t: (n,);
+    weights: (n,) non-negative, mean 1 (default: all 1)."""
     from scipy.optimize import nnls
-    A = Phi / t[:, None]
+    w = np.ones(len(t)) if weights is None else np.asarray(weights, float) / np.mean(weights)
+    A = Phi / t[:, None] * np.sqrt(w)[:, None]
     scale = float(np.median(t / np.maximum(Phi @ prior, 1e-30)))
     lam = math.sqrt(RIDGE * len(t))
     colnorm = np.maximum(np.abs(A).max(axis=0), 1e-30)
     A_aug = np.vstack([A / colnorm, lam * np.diag(1.0 / colnorm) / np.maximum(prior * scale, 1e-9)])
-    b_aug = np.concatenate([np.ones(len(t)), lam * np.ones(len(prior))])
+    b_aug = np.concatenate([np.sqrt(w), lam * np.ones(len(prior))])
     theta, _ = nnls(A_aug, b_aug, maxiter=50 * A_aug.shape[1])
     return theta / colnorm
 
@@ -389,17 +391,35 @@ def canonical_times(times):
     return out
 
 
-def fit(records, machine, specs, max_threads=None):
+def record_group(name, family):
+    """The fit's group of a stored record (``spmvtune.train`` store rows): its
+    generated family, or, for a matrix file ("file:..." family), the matrix itself."""
+    return name if family.startswith("file:") else family
+
+
+def fit(records, machine, specs, max_threads=None, groups=None):
     """A :class:`CostModel` fitted to training records (see :mod:`spmvtune.train`):
     each record has ``features`` and ``times`` {"kernel@T" or "kernel@T@kB": seconds}
     (B: the k the product was timed with, a power of two) and ``setup``
-    {"kernel@T": seconds}."""
+    {"kernel@T": seconds}.
+
+    groups: one label per record (e.g. the generated family); each group then
+    weighs as much as one matrix, however many records it holds, so that a
+    family swept over many parameters does not outvote the rest (default: every
+    record its own group)."""
     from . import __version__
     from .machine import machine_fingerprint
     by_name = {s.name: s for s in specs}
     rows = {}
     setups = {}
-    for rec in records:
+    if groups is None:
+        weights = [1.0] * len(records)
+    else:
+        sizes = {}
+        for g in groups:
+            sizes[g] = sizes.get(g, 0) + 1
+        weights = [1.0 / sizes[g] for g in groups]
+    for rec, w in zip(records, weights):
         f = rec["features"]
         from .pool import canonical_pair
         for key, t in rec.get("times", {}).items():
@@ -408,7 +428,7 @@ def fit(records, machine, specs, max_threads=None):
                 continue                         # ranked as its canonical pair
             if kernel in by_name and t > 0 and math.isfinite(t):
                 rows.setdefault(pair_key(kernel, T, k), []).append(
-                    (terms(by_name[kernel], f, T, machine, max_threads, k), t))
+                    (terms(by_name[kernel], f, T, machine, max_threads, k), t, w))
         for key, s in rec.get("setup", {}).items():
             kernel = parse_key(key)[0] if "@" in key else key
             if kernel in by_name and s > 0 and math.isfinite(s):
@@ -417,10 +437,11 @@ def fit(records, machine, specs, max_threads=None):
     for key, pairs in rows.items():
         if len(pairs) < MIN_SAMPLES:
             continue
-        Phi = np.array([p for p, _ in pairs])
-        t = np.array([t for _, t in pairs])
+        Phi = np.array([p for p, _, _ in pairs])
+        t = np.array([t for _, t, _ in pairs])
         kernel, _, k = parse_key(key)
-        theta = fit_pair(Phi, t, prior_coefficients(by_name[kernel], k))
+        theta = fit_pair(Phi, t, prior_coefficients(by_name[kernel], k),
+                         np.array([w for _, _, w in pairs]))
         coef[key] = theta
         error[key] = float(np.median(np.abs(Phi @ theta / t - 1.0)))
     setup = {}

@@ -67,7 +67,13 @@ LONG_PRODUCT_SECONDS = 1e-3
 CHECK_ROUNDS_LONG = 3
 #: The whole check (setups and timing) costs at most this many products of
 #: the baseline: the candidates are taken in ranked order while they fit.
+#: Millisecond products (timed one per sample: ~4 products a pair) get the
+#: smaller budget; shorter ones are timed in batches with an untimed call
+#: before each (~10 products a pair), so the same three or four candidates
+#: need the larger one (cross-validation: 24 left the forest's pick untimed
+#: on mid-size matrices, 12.5% mean regret on unseen families against 4.2%).
 CHECK_BUDGET_PRODUCTS = 24
+CHECK_BUDGET_SHORT_PRODUCTS = 48
 #: A sample of the check is a batch of products lasting at least this long
 #: (shorter batches of microsecond products measure the timer and the call).
 CHECK_BATCH_SECONDS = 5e-5
@@ -348,15 +354,21 @@ class _Selection:
         t_base = self.base_time(f, ranked)
         bottlenecks = _bottlenecks(f, self.max_threads)
         from .costmodel import pair_key
+        predicted = {(k, t): p for p, k, t in ranked}
+        second = self.forest_pair(f, predicted)
         timed = plan_check(ranked, t_base, self.horizon,
                            lambda k: self.model.predict_setup(get_kernel(k), f, t_base),
                            lambda k, t: self.model.error.get(pair_key(k, t, self.k), 0.0),
-                           baseline=self.baseline)
+                           baseline=self.baseline, also=second)
         if not timed:
+            if second is not None:
+                kernel, threads = second
+                return self._predicted_decision(predicted[second], kernel, threads, t_base,
+                                                bottlenecks, "auto (forest; a check would not be repaid)")
             t, kernel, threads = ranked[0]
             return self._predicted_decision(t, kernel, threads, t_base, bottlenecks,
                                             "auto (predicted)")
-        measured = self.time_pairs(timed, {(k, t): p for p, k, t in ranked})
+        measured = self.time_pairs(timed, predicted)
         if not measured:
             t, kernel, threads = ranked[0]
             return self._predicted_decision(t, kernel, threads, t_base, bottlenecks,
@@ -365,6 +377,29 @@ class _Selection:
         base_t = min((v for (k, _), v in measured.items() if k == self.baseline), default=t)
         return Decision(kernel, threads, (), bottlenecks, base_t / t, t,
                         f"auto (predicted; {len(measured)} pairs timed)")
+
+    def forest_pair(self, f, predicted):
+        """The random forest's pick (:mod:`spmvtune.model`) as a usable ranked
+        pair, or None (k > 1, no model, or a pair the budget or type leaves out).
+
+        A second opinion beside the cost model: the per-kernel linear terms
+        cannot tell where a format's structure pays (blocks, symmetry) as well
+        as trees on the features can, and the two err on different matrices
+        (cross-validation in benchmarks/selection_eval.py)."""
+        if self.k > 1:
+            return None
+        from .model import current_model, feature_vector
+        forest = current_model()
+        if forest is None:
+            return None
+        try:
+            label = forest.ranked(feature_vector(f, self.max_threads, names=forest.features))[0][0]
+            kernel, threads = _parse_label(label, self.max_threads)
+            from .pool import canonical_pair
+            pair = canonical_pair(kernel, threads)
+        except (KeyError, ValueError, IndexError):
+            return None
+        return pair if pair in predicted else None
 
     def _predicted_decision(self, t, kernel, threads, t_base, bottlenecks, source):
         return Decision(kernel, threads, (), tuple(bottlenecks), max(t_base / t, 1e-6) if t else 1.0,
@@ -485,19 +520,22 @@ def check_cost(pair_seconds, long):
             + CHECK_ROUNDS * (max(pair_seconds, CHECK_BATCH_SECONDS) + pair_seconds))
 
 
-def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASELINE):
+def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASELINE, also=None):
     """The (kernel, threads) pairs ``auto`` times, or [] to trust the prediction.
 
     ranked: [(predicted seconds, kernel, threads)] fastest first; t_base: the
     baseline's predicted seconds; horizon: products the selection must be
     repaid within; setup_seconds(kernel) and rel_error(kernel, threads): the
     cost model's setup estimate and median relative error; baseline: the
-    kernel always timed beside the candidates (``spmm_csr`` for k > 1).
+    kernel always timed beside the candidates (``spmm_csr`` for k > 1);
+    also: a (kernel, threads) pair of ``ranked`` another selector prefers
+    (the forest's pick), timed right after the cost model's best.
 
     Timed: the pairs predicted within MARGIN (plus the best pair's model
     error) of the best, at most MAX_TIMED, and the baseline at its best thread
-    count, as many as fit CHECK_BUDGET_PRODUCTS baseline products of setup and
-    timing (:func:`check_cost`), the baseline first.  Nothing is timed when
+    count, as many as fit CHECK_BUDGET_PRODUCTS (CHECK_BUDGET_SHORT_PRODUCTS
+    below LONG_PRODUCT_SECONDS) baseline products of setup and timing
+    (:func:`check_cost`), the baseline first.  Nothing is timed when
     only one pair is left, or when preparing and timing them would cost more
     than the predicted gain (at least 5% of a baseline product) over
     ``horizon`` calls."""
@@ -506,6 +544,8 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASEL
     best_t, best_k, best_threads = ranked[0]
     margin = MARGIN + rel_error(best_k, best_threads)
     near = [(k, t) for p, k, t in ranked if p <= best_t * (1.0 + margin)][:MAX_TIMED]
+    if also is not None:
+        near = list(dict.fromkeys(near[:1] + [also] + near[1:]))
     base = next(((k, t) for _, k, t in ranked if k == baseline), None)
     timed = list(dict.fromkeys(near + ([base] if base else [])))
     if len(timed) < 2:
@@ -515,10 +555,11 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASEL
     # the baseline first (the reference of every speedup), then the candidates
     # in ranked order while the check stays within CHECK_BUDGET_PRODUCTS
     order = ([base] if base else []) + [p for p in timed if p != base]
+    budget = (CHECK_BUDGET_PRODUCTS if long else CHECK_BUDGET_SHORT_PRODUCTS) * t_base
     kept, cost = [], 0.0
     for pair in order:
         c = setup_seconds(pair[0]) + check_cost(predicted[pair], long)
-        if kept and cost + c > CHECK_BUDGET_PRODUCTS * t_base:
+        if kept and cost + c > budget:
             continue
         kept.append(pair)
         cost += c

@@ -262,3 +262,45 @@ def test_the_check_fits_its_budget_of_baseline_products():
     dear = dict(cheap, csr_sym=40 * t_base)
     timed = plan_check(ranked, t_base, 10**6, dear.get, lambda k, t: 0.0)
     assert ("csr_sym", 2) not in timed and ("csr_balanced", 2) in timed
+
+
+def test_the_forests_pick_is_timed_right_after_the_cost_models_best():
+    """``also`` (the forest's pick) joins the check even when it is predicted
+    outside the margin, ahead of the other near pairs; shorter products get the
+    larger budget."""
+    from spmvtune.select import CHECK_BUDGET_SHORT_PRODUCTS, check_cost, plan_check
+    t_base = 100e-6
+    ranked = [(60e-6, "csr_split", 2), (62e-6, "csr_delta", 2), (63e-6, "csr_vi", 2),
+              (90e-6, "csr_unroll4", 2), (t_base, "csr_balanced", 2)]
+    free = lambda k: 0.0                                        # noqa: E731
+    timed = plan_check(ranked, t_base, 10**6, free, lambda k, t: 0.0, also=("csr_unroll4", 2))
+    assert timed[:2] == [("csr_split", 2), ("csr_unroll4", 2)]
+    assert ("csr_balanced", 2) in timed
+    cost = sum(check_cost(p, False) for p, k, t in ranked if (k, t) in timed)
+    assert cost <= CHECK_BUDGET_SHORT_PRODUCTS * t_base
+    assert plan_check(ranked, t_base, 10**6, free, lambda k, t: 0.0)[:2] == [("csr_split", 2),
+                                                                           ("csr_delta", 2)]
+
+
+def test_auto_takes_the_forests_pick_when_a_check_would_not_be_repaid(monkeypatch):
+    """Too few calls to repay timing: the forest's pick (a usable pair) is taken."""
+    import spmvtune.select as S
+    A = family_matrix("random")
+    monkeypatch.setattr(S._Selection, "forest_pair", lambda self, f, predicted: ("csr_unroll4", 1))
+    monkeypatch.setattr(S, "plan_check", lambda *a, **k: [])
+    op = spmvtune.select_kernel(A, threads=2, cache=False)
+    assert (op.kernel, op.threads) == ("csr_unroll4", 1)
+    assert "forest" in op.selection_source
+    x = np.ones(A.shape[1])
+    assert_matches(op(x), A, x, "forest pick")
+
+
+def test_the_forest_pair_is_a_ranked_pair_or_none():
+    import spmvtune.select as S
+    A = as_canonical_csr(family_matrix("banded"))
+    sel = S._Selection(A, 2, None, None, False)
+    f = sel.features()
+    predicted = {(k, t): p for p, k, t in sel.ranked(f)}
+    pair = sel.forest_pair(f, predicted)
+    assert pair is None or pair in predicted
+    assert sel.forest_pair(f, {}) is None
