@@ -40,7 +40,7 @@ from spmvtune.decision import BASELINE
 from spmvtune.machine import machine_profile
 from spmvtune.model import TOLERANCE, dataset, make_estimator, single_vector_times
 from spmvtune.pool import canonical_pair, get_kernel, kernel_names, kernel_specs
-from spmvtune.select import HORIZON, plan_check, thread_candidates
+from spmvtune.select import HORIZON, fewest_bytes_pair, plan_check, thread_candidates
 from spmvtune.timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
 from spmvtune.train import ResultsStore, measure_matrix
 
@@ -85,9 +85,10 @@ def cost_model_picks(model, rec, machine, threads, forest_pick=None):
         k, t = forest_pick.split("@")
         pair = canonical_pair(k, min(int(t), threads))
         also = pair if f"{pair[0]}@{pair[1]}" in times else None
+    extra = [p for p in (also, fewest_bytes_pair(f, ranked, machine.caches)) if p is not None]
     timed = plan_check(ranked, t_base, HORIZON,
                        lambda k: model.predict_setup(get_kernel(k), f, t_base),
-                       lambda k, t: model.error.get(f"{k}@{t}", 0.0), also=also)
+                       lambda k, t: model.error.get(f"{k}@{t}", 0.0), also=extra)
     if not timed:
         return best, (f"{also[0]}@{also[1]}" if also else best)
     keys = [f"{k}@{t}" for k, t in timed if f"{k}@{t}" in times]
@@ -182,8 +183,8 @@ def measure_heldout(A, threads):
         op = spmvtune.select_kernel(A, threads=threads, cache=False)
         select_wall = time.perf_counter() - t0
     A = A.tocsr()
-    x = np.random.default_rng(0).uniform(-1, 1, A.shape[1])
-    y = np.empty(A.shape[0])
+    x = np.random.default_rng(0).uniform(-1, 1, A.shape[1]).astype(A.dtype)
+    y = np.empty(A.shape[0], np.result_type(A.dtype, x.dtype))
     ref = A @ x
     if not np.allclose(op(x), ref, rtol=1e-10, atol=1e-12 * max(np.abs(ref).max(), 1.0)):
         raise AssertionError("the selected operator gives a wrong result")
@@ -206,12 +207,13 @@ def measure_heldout(A, threads):
         oracle = spmvtune.select_kernel(A, kernel=ok, threads=int(ot))
         cont["oracle"] = lambda: oracle.matvec(x, out=y)
     spin = {}
-    if peers.mkl_available()[0] and max(A.shape) < 2**31:
+    real64 = A.dtype == np.float64                  # the peers' wrappers take float64
+    if real64 and peers.mkl_available()[0] and max(A.shape) < 2**31:
         for t in sorted({1, threads}):
             m = peers.MKLMatrix(A, t, optimize=True)
             cont[f"mkl_ie@{t}"] = lambda m=m: m(x, y)
             spin[f"mkl_ie@{t}"] = OPENMP_SPIN_SECONDS
-    if peers.graphblas_available()[0]:
+    if real64 and peers.graphblas_available()[0]:
         g = peers.GraphBLASMatrix(A, threads)
         g(x, y)
         if np.allclose(y, ref, rtol=1e-10, atol=1e-12 * max(np.abs(ref).max(), 1.0)):

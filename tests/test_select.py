@@ -264,9 +264,9 @@ def test_the_check_fits_its_budget_of_baseline_products():
     assert ("csr_sym", 2) not in timed and ("csr_balanced", 2) in timed
 
 
-def test_the_forests_pick_is_timed_right_after_the_cost_models_best():
+def test_the_other_selectors_picks_are_timed_first():
     """``also`` (the forest's pick) joins the check even when it is predicted
-    outside the margin, ahead of the other near pairs; shorter products get the
+    outside the margin, ahead of the near pairs; shorter products get the
     larger budget."""
     from spmvtune.select import CHECK_BUDGET_SHORT_PRODUCTS, check_cost, plan_check
     t_base = 100e-6
@@ -274,7 +274,7 @@ def test_the_forests_pick_is_timed_right_after_the_cost_models_best():
               (90e-6, "csr_unroll4", 2), (t_base, "csr_balanced", 2)]
     free = lambda k: 0.0                                        # noqa: E731
     timed = plan_check(ranked, t_base, 10**6, free, lambda k, t: 0.0, also=("csr_unroll4", 2))
-    assert timed[:2] == [("csr_split", 2), ("csr_unroll4", 2)]
+    assert timed[:2] == [("csr_unroll4", 2), ("csr_split", 2)]
     assert ("csr_balanced", 2) in timed
     cost = sum(check_cost(p, False) for p, k, t in ranked if (k, t) in timed)
     assert cost <= CHECK_BUDGET_SHORT_PRODUCTS * t_base
@@ -304,3 +304,15 @@ def test_the_forest_pair_is_a_ranked_pair_or_none():
     pair = sel.forest_pair(f, predicted)
     assert pair is None or pair in predicted
     assert sel.forest_pair(f, {}) is None
+
+
+def test_out_of_cache_the_smallest_format_is_a_candidate():
+    from spmvtune.select import fewest_bytes_pair
+    caches = {"L2": 1 << 20, "L3": 32 << 20}
+    f = {"csr_bytes": 300e6, "nnz": 25e6, "rows": 1e6, "cols": 1e6, "value_bytes": 8.0,
+         "distinct_values": 2.0, "bcsr_bytes": 120e6, "bcsr_fill": 1.0}
+    ranked = [(1.0, "csr_unroll4", 2), (1.1, "bcsr", 2), (1.2, "bcsr", 1),
+              (1.3, "csr_balanced", 2)]
+    assert fewest_bytes_pair(f, ranked, caches) == ("bcsr", 2)
+    assert fewest_bytes_pair(dict(f, csr_bytes=1e6), ranked, caches) is None   # in cache
+    assert fewest_bytes_pair(f, [], caches) is None
