@@ -460,6 +460,8 @@ def _diag_blocks_par(diag, n_threads, words, lo, hi, n_blocks):
 
 @njit(cache=True)
 def _diag_blocks_ser(diag, n_threads, words, lo, hi, n_blocks):
+    """The serial twin of :func:`_diag_blocks_par`: Numba's on-disk cache keys a
+    function by name and line, not flags, so the two cannot be one function."""
     out = np.zeros((n_blocks, 4), np.int64)
     for b in range(n_blocks):
         d, cov, h, pairs = _diag_range(diag, n_threads, words, lo + b * (hi - lo) // n_blocks,
