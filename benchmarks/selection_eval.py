@@ -40,7 +40,8 @@ from spmvtune.decision import BASELINE
 from spmvtune.machine import machine_profile
 from spmvtune.model import TOLERANCE, dataset, make_estimator, single_vector_times
 from spmvtune.pool import canonical_pair, get_kernel, kernel_names, kernel_specs
-from spmvtune.select import HORIZON, fewest_bytes_pair, plan_check, thread_candidates
+from spmvtune.select import (HORIZON, fewest_bytes_pair, forest_label_pair, plan_check,
+                             thread_candidates)
 from spmvtune.timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
 from spmvtune.train import ResultsStore, measure_matrix
 
@@ -80,11 +81,8 @@ def cost_model_picks(model, rec, machine, threads, forest_pick=None):
     ranked = [r for r in ranked if f"{r[1]}@{r[2]}" in times] or ranked
     best = f"{ranked[0][1]}@{ranked[0][2]}"
     t_base = min((t for t, k, _ in ranked if k == BASELINE), default=ranked[0][0])
-    also = None
-    if forest_pick:
-        k, t = forest_pick.split("@")
-        pair = canonical_pair(k, min(int(t), threads))
-        also = pair if f"{pair[0]}@{pair[1]}" in times else None
+    also = forest_label_pair(forest_pick, threads, {(k, t) for _, k, t in ranked}) \
+        if forest_pick else None
     extra = [p for p in (also, fewest_bytes_pair(f, ranked, machine.caches)) if p is not None]
     timed = plan_check(ranked, t_base, HORIZON,
                        lambda k: model.predict_setup(get_kernel(k), f, t_base),

@@ -380,9 +380,19 @@ class _Selection:
         return Decision(kernel, threads, (), bottlenecks, base_t / t, t,
                         f"auto (predicted; {len(measured)} pairs timed)")
 
+    def forest_pick(self, f):
+        """(label, probability, model) of the random forest's best class for
+        the features ``f`` (:mod:`spmvtune.model`), or None without a forest."""
+        from .model import current_model, feature_vector
+        model = current_model()
+        if model is None:
+            return None
+        label, prob = model.ranked(feature_vector(f, self.max_threads, names=model.features))[0]
+        return label, prob, model
+
     def forest_pair(self, f, predicted):
-        """The random forest's pick (:mod:`spmvtune.model`) as a usable ranked
-        pair, or None (k > 1, no model, or a pair the budget or type leaves out).
+        """The random forest's pick as a usable ranked pair, or None (k > 1, no
+        model, or a pair the budget or type leaves out).
 
         A second opinion beside the cost model: the per-kernel linear terms
         cannot tell where a format's structure pays (blocks, symmetry) as well
@@ -390,18 +400,8 @@ class _Selection:
         (cross-validation in benchmarks/selection_eval.py)."""
         if self.k > 1:
             return None
-        from .model import current_model, feature_vector
-        forest = current_model()
-        if forest is None:
-            return None
-        try:
-            label = forest.ranked(feature_vector(f, self.max_threads, names=forest.features))[0][0]
-            kernel, threads = _parse_label(label, self.max_threads)
-            from .pool import canonical_pair
-            pair = canonical_pair(kernel, threads)
-        except (KeyError, ValueError, IndexError):
-            return None
-        return pair if pair in predicted else None
+        pick = self.forest_pick(f)
+        return None if pick is None else forest_label_pair(pick[0], self.max_threads, predicted)
 
     def _predicted_decision(self, t, kernel, threads, t_base, bottlenecks, source):
         return Decision(kernel, threads, (), tuple(bottlenecks), max(t_base / t, 1e-6) if t else 1.0,
@@ -426,17 +426,13 @@ class _Selection:
     def _features(self):
         if self.k > 1:
             return self._predicted().but(source="features (k > 1: predicted)")
-        from .model import current_model, feature_vector
-        model = current_model()
+        from .model import current_model
+        if current_model() is None:
+            return self._predicted().but(source="features (no forest model: predicted)")
         f = self.features()
-        bottlenecks = _bottlenecks(f, self.max_threads)
-        if model is None:
-            decision = self._predicted()
-            return decision.but(source="features (no forest model: predicted)")
-        ranked = model.ranked(feature_vector(f, self.max_threads, names=model.features))
-        label, prob = ranked[0]
+        label, prob, model = self.forest_pick(f)
         kernel, threads = _parse_label(label, self.max_threads)
-        return Decision(kernel, threads, (), bottlenecks,
+        return Decision(kernel, threads, (), _bottlenecks(f, self.max_threads),
                         model.class_speedup.get(label, 1.0), None,
                         f"features (model, p={prob:.2f})")
 
@@ -522,10 +518,7 @@ def fewest_bytes_pair(f, ranked, caches):
     for _, kernel, threads in ranked:
         if threads != top:
             continue
-        try:
-            size = get_kernel(kernel).storage(f)
-        except (KeyError, ValueError, ZeroDivisionError):
-            continue
+        size = get_kernel(kernel).storage(f)      # ranking evaluated it already: it holds
         if size < best_bytes:
             best, best_bytes = (kernel, threads), size
     return best
@@ -573,8 +566,7 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASEL
     margin = MARGIN + rel_error(best_k, best_threads)
     near = [(k, t) for p, k, t in ranked if p <= best_t * (1.0 + margin)][:MAX_TIMED]
     if also:
-        also = [also] if isinstance(also, tuple) else list(also)
-        near = list(dict.fromkeys(also + near))
+        near = list(dict.fromkeys(list(also) + near))
     base = next(((k, t) for _, k, t in ranked if k == baseline), None)
     timed = list(dict.fromkeys(near + ([base] if base else [])))
     if len(timed) < 2:
@@ -582,7 +574,7 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASEL
     predicted = {(k, t): p for p, k, t in ranked}
     long = long_products(predicted, timed)
     # the baseline first (the reference of every speedup), then the candidates
-    # in ranked order while the check stays within CHECK_BUDGET_PRODUCTS
+    # in the order above while the check stays within its budget
     order = ([base] if base else []) + [p for p in timed if p != base]
     budget = (CHECK_BUDGET_PRODUCTS if long else CHECK_BUDGET_SHORT_PRODUCTS) * t_base
     kept, cost = [], 0.0
@@ -595,6 +587,18 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASEL
     if len(kept) < 2 or cost > max(t_base - best_t, 0.05 * t_base) * horizon:
         return []
     return [p for p in timed if p in kept]
+
+
+def forest_label_pair(label, max_threads, usable):
+    """The canonical (kernel, threads) pair a forest class label ("kernel@T")
+    names, when it is in ``usable`` (a container of pairs); else None (also
+    for a label a model of another version may hold)."""
+    from .pool import canonical_pair
+    try:
+        pair = canonical_pair(*_parse_label(label, max_threads))
+    except ValueError:
+        return None
+    return pair if pair in usable else None
 
 
 def _parse_label(label, max_threads):

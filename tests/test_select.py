@@ -273,7 +273,7 @@ def test_the_other_selectors_picks_are_timed_first():
     ranked = [(60e-6, "csr_split", 2), (62e-6, "csr_delta", 2), (63e-6, "csr_vi", 2),
               (90e-6, "csr_unroll4", 2), (t_base, "csr_balanced", 2)]
     free = lambda k: 0.0                                        # noqa: E731
-    timed = plan_check(ranked, t_base, 10**6, free, lambda k, t: 0.0, also=("csr_unroll4", 2))
+    timed = plan_check(ranked, t_base, 10**6, free, lambda k, t: 0.0, also=[("csr_unroll4", 2)])
     assert timed[:2] == [("csr_unroll4", 2), ("csr_split", 2)]
     assert ("csr_balanced", 2) in timed
     cost = sum(check_cost(p, False) for p, k, t in ranked if (k, t) in timed)
