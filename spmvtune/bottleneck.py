@@ -17,12 +17,18 @@ CMP    1 - max(MB, ML, IMB) scores, when the  (in cache   only)
 =====  =====================================  ==========  ==========
 
 MB also needs the working set to leave the L3 (``ws_over_l3 > 1``): in cache,
-"bandwidth" is not the memory's.  ML also needs the structure to agree: its
-score is multiplied by a ramp of ``x_lines_per_nnz`` from 0.10 to 0.25 (new x
-cache lines per nonzero; 0.125 is a perfectly regular sweep), so timing noise
-cannot call a stencil latency-bound.  IMB is likewise scaled by a ramp of nnz
-from 5,000 to 20,000: below, per-thread timings measure the launch skew.  Without a profile, :func:`scores_from_features`
-gives weaker, structure-only guesses.
+"bandwidth" is not the memory's. Out of cache the structure cross-checks the
+timing: a working set well past the L3 (``ws_over_l3`` 1 -> 3) read with
+regular x (the ``x_lines_per_nnz`` gate below, inverted) is bandwidth-bound by
+construction, so there (unless imbalance or latency explains the time) a share
+of 0.30 -> 0.45 already confirms MB (a busy neighbour or a shared memory bus
+once measured a 27-point stencil at 45-63% of the bandwidth and nothing was
+flagged). ML also needs the structure to agree: its score is multiplied by a
+ramp of ``x_lines_per_nnz`` from 0.10 to 0.25 (new x cache lines per nonzero;
+0.125 is a perfectly regular sweep), so timing noise cannot call a stencil
+latency-bound. IMB is likewise scaled by a ramp of nnz from 5,000 to 20,000:
+below, per-thread timings measure the launch skew. Without a profile,
+:func:`scores_from_features` gives weaker, structure-only guesses.
 """
 import numpy as np
 
@@ -41,6 +47,8 @@ def ramp(value, lo, hi):
 
 #: Structural gate of ML (x_lines_per_nnz): below -> 0, above -> 1.
 SCATTER_GATE = (0.10, 0.25)
+#: Where the structure says MB, the bandwidth share that confirms it: 0 -> 1.
+MB_CONFIRM = (0.30, 0.45)
 #: IMB needs products big enough for thread timings to mean something (nnz).
 IMB_MIN_NNZ = (5_000, 20_000)
 
@@ -54,6 +62,10 @@ def scores_from_profile(evidence, features):
     s["ML"] *= ramp(features["x_lines_per_nnz"], *SCATTER_GATE)
     # a tiny product's per-thread timings measure the thread launch, not the work
     s["IMB"] *= ramp(features.get("nnz", IMB_MIN_NNZ[1]), *IMB_MIN_NNZ)
+    regular = 1.0 - ramp(features["x_lines_per_nnz"], *SCATTER_GATE)
+    # unless the time is explained otherwise (one slow thread, scattered x)
+    structural_mb = ramp(ws_over_l3, 1.0, 3.0) * regular * (1.0 - max(s["IMB"], s["ML"]))
+    s["MB"] = max(s["MB"], structural_mb * ramp(evidence["bandwidth_share"], *MB_CONFIRM))
     if ws_over_l3 <= 1.0:
         s["MB"] = 0.0
     s["CMP"] = (1.0 - max(s.values())) if ws_over_l3 <= 1.0 else 0.0

@@ -22,6 +22,9 @@ def test_ramp():
     (ev(bw=0.8, imb=1.8), 8.0, 0.1, ("IMB", "MB")),    # several at once, strongest first
     (ev(bw=1.0, imb=2.0), 8.0, 0.1, ("IMB", "MB")),    # a tie: imbalance first
     (ev(bw=0.4, lat=0.05, imb=1.05), 8.0, 0.9, ()),    # nothing stands out
+    (ev(bw=0.6), 3.0, 0.08, ("MB",)),                  # busy machine, regular and far out of cache
+    (ev(bw=0.6), 1.2, 0.08, ()),                       # ...but barely out of cache: not confirmed
+    (ev(bw=0.25), 8.0, 0.08, ()),                      # too slow to be the bandwidth at all
     (ev(bw=0.2, lat=0.0, imb=1.0), 0.2, 0.1, ("CMP",)),  # small and regular: computation
 ])
 def test_scores_from_profile(evidence, ws, lines, expected):
