@@ -9,7 +9,7 @@ held-out matrices measured live.
    - 5 folds over the real training matrices.
    Selectors: the cost model's prediction ("predicted"), auto as it plans its
    check (the planned pairs' stored times: no timing noise), the forest on
-   features (labels: the simplest pair within 5%), the bottleneck rule with
+   features (labels: the simplest pair within 1%), the bottleneck rule with
    the micro-profile, and csr_balanced at all threads / at its best count.
 2. Held out (nothing tuned on them): the real matrices of the held-out part
    (benchmarks/real_split.tsv), the unseen generated families

@@ -340,11 +340,11 @@ class _Selection:
 
     def _auto(self):
         f0 = self.cheap_features()
-        ranked0 = self.ranked(f0)
-        t_base = self.base_time(f0, ranked0)
+        t_base = self.base_time(f0, self.ranked(f0, {self.baseline}))
         from .features import feature_seconds
         if feature_seconds(self.csr) > FEATURE_SHARE * self.horizon * t_base:
             # the features cannot repay themselves: decide from the size alone
+            ranked0 = self.ranked(f0)
             t, kernel, threads = next(r for r in ranked0 if get_kernel(r[1]).shares_input
                                       or r[1] == self.baseline)
             return self._predicted_decision(t, kernel, threads, t_base, (),

@@ -24,7 +24,8 @@ FAST = {"repeats": 2, "batch_seconds": 1e-4}
 def test_label_prefers_the_simplest_within_tolerance():
     times = {"csr_balanced": 1.00, "csr_prefetch": 0.97, "bcsr": 0.50}
     assert label_of(times, ORDER) == "bcsr"
-    assert label_of({"csr_balanced": 1.0, "csr_prefetch": 0.97}, ORDER) == "csr_balanced"
+    assert label_of({"csr_balanced": 1.0, "csr_prefetch": 0.995}, ORDER) == "csr_balanced"
+    assert label_of({"csr_balanced": 1.0, "csr_prefetch": 0.97}, ORDER) == "csr_prefetch"
 
 
 @pytest.fixture(scope="module")
