@@ -40,8 +40,8 @@ from spmvtune.decision import BASELINE
 from spmvtune.machine import machine_profile
 from spmvtune.model import TOLERANCE, dataset, make_estimator, single_vector_times
 from spmvtune.pool import canonical_pair, get_kernel, kernel_names, kernel_specs
-from spmvtune.select import (HORIZON, fewest_bytes_pair, forest_label_pair, plan_check,
-                             thread_candidates)
+from spmvtune.select import (HORIZON, check_cost, fewest_bytes_pair, forest_label_pair,
+                             long_products, plan_check, repaid, thread_candidates)
 from spmvtune.timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
 from spmvtune.train import ResultsStore, measure_matrix
 
@@ -74,7 +74,8 @@ def line(name, regrets):
 def cost_model_picks(model, rec, machine, threads, forest_pick=None):
     """(predicted pick, auto's pick) of a fitted cost model on a stored record:
     auto as ``select_kernel`` plans it (the forest's pick timed beside the
-    model's, or taken when no check is planned), its timing read from the store."""
+    model's, or taken when no check is planned), its timing read from the store,
+    and the baseline kept where the measured gain would not repay the selection."""
     f = rec["features"]
     times = single_vector_times(rec["times"])
     ranked = model.rank(f, machine, kernel_specs(), thread_candidates(threads), threads)
@@ -90,7 +91,20 @@ def cost_model_picks(model, rec, machine, threads, forest_pick=None):
     if not timed:
         return best, (f"{also[0]}@{also[1]}" if also else best)
     keys = [f"{k}@{t}" for k, t in timed if f"{k}@{t}" in times]
-    return best, min(keys, key=times.get) if keys else best
+    if not keys:
+        return best, best
+    pick = min(keys, key=times.get)
+    base = [k for k in keys if k.startswith(BASELINE + "@")]
+    if base and not pick.startswith(BASELINE + "@"):
+        # the measured gain must repay the selection, as auto weighs it
+        long = long_products({(k, t): p for p, k, t in ranked}, timed)
+        spent = f.get("seconds", 0.0) + sum(
+            model.predict_setup(get_kernel(k.partition("@")[0]), f, t_base)
+            + check_cost(times[k], long) for k in keys)
+        b = min(base, key=times.get)
+        if not repaid(spent, times[b], times[pick], HORIZON):
+            pick = b
+    return best, pick
 
 
 def evaluate_fold(train, test, machine, threads, out):

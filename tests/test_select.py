@@ -295,6 +295,37 @@ def test_auto_takes_the_forests_pick_when_a_check_would_not_be_repaid(monkeypatc
     assert_matches(op(x), A, x, "forest pick")
 
 
+def test_repaid_weighs_the_measured_gain_over_the_horizon():
+    from spmvtune.select import repaid
+    assert repaid(spent=1e-3, base_seconds=10e-6, seconds=8e-6, horizon=1000)      # 2 ms saved
+    assert not repaid(spent=3e-3, base_seconds=10e-6, seconds=8e-6, horizon=1000)
+    assert repaid(spent=3e-3, base_seconds=10e-6, seconds=8e-6, horizon=10_000)
+    assert not repaid(spent=0.0 + 1e-9, base_seconds=8e-6, seconds=9e-6, horizon=10**6)  # slower
+
+
+@pytest.mark.parametrize("gain,horizon,expected", [(1.02, 1000, "csr_balanced"),
+                                                   (1.02, 10**7, "csr_unroll4"),
+                                                   (3.0, 1000, "csr_unroll4")])
+def test_a_measured_gain_that_would_not_repay_the_selection_keeps_the_baseline(
+        monkeypatch, gain, horizon, expected):
+    """The check's winner is taken only when its measured gain over the baseline
+    repays the selection within the expected calls (a few percent are also
+    what the short check cannot tell from noise)."""
+    import spmvtune.select as S
+    A = family_matrix("random")
+    monkeypatch.setattr(S, "plan_check", lambda *a, **k: [("csr_balanced", 2), ("csr_unroll4", 2)])
+
+    def fake_timing(self, pairs, predicted=None):
+        for p in pairs:
+            self.ops[p] = S.build_operator(self.csr, *p, None, False)
+        return {("csr_balanced", 2): 1e-4, ("csr_unroll4", 2): 1e-4 / gain}
+    monkeypatch.setattr(S._Selection, "time_pairs", fake_timing)
+    op = spmvtune.select_kernel(A, threads=2, cache=False, expected_calls=horizon)
+    assert op.kernel == expected, op.selection_source
+    if expected == "csr_balanced":
+        assert "would not repay" in op.selection_source
+
+
 def test_the_forest_pair_is_a_ranked_pair_or_none():
     import spmvtune.select as S
     A = as_canonical_csr(family_matrix("banded"))
