@@ -40,8 +40,9 @@ from spmvtune.decision import BASELINE
 from spmvtune.machine import machine_profile
 from spmvtune.model import TOLERANCE, dataset, make_estimator, single_vector_times
 from spmvtune.pool import canonical_pair, get_kernel, kernel_names, kernel_specs
-from spmvtune.select import (HORIZON, check_cost, fewest_bytes_pair, forest_label_pair,
-                             long_products, plan_check, repaid, thread_candidates)
+from spmvtune.select import (FOREST_CANDIDATES, HORIZON, check_cost, fewest_bytes_pair,
+                             long_products, plan_check, repaid, thread_candidates,
+                             usable_pairs)
 from spmvtune.timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
 from spmvtune.train import ResultsStore, measure_matrix
 
@@ -71,9 +72,10 @@ def line(name, regrets):
 
 # ---- 1. cross-validation ------------------------------------------------------------
 
-def cost_model_picks(model, rec, machine, threads, forest_pick=None):
+def cost_model_picks(model, rec, machine, threads, forest_labels=None):
     """(predicted pick, auto's pick) of a fitted cost model on a stored record:
-    auto as ``select_kernel`` plans it (the forest's pick timed beside the
+    auto as ``select_kernel`` plans it (the forest's two most probable usable
+    classes, ``forest_labels`` most probable first, timed beside the
     model's, or taken when no check is planned), its timing read from the store,
     and the baseline kept where the measured gain would not repay the selection."""
     f = rec["features"]
@@ -82,9 +84,11 @@ def cost_model_picks(model, rec, machine, threads, forest_pick=None):
     ranked = [r for r in ranked if f"{r[1]}@{r[2]}" in times] or ranked
     best = f"{ranked[0][1]}@{ranked[0][2]}"
     t_base = min((t for t, k, _ in ranked if k == BASELINE), default=ranked[0][0])
-    also = forest_label_pair(forest_pick, threads, {(k, t) for _, k, t in ranked}) \
-        if forest_pick else None
-    extra = [p for p in (also, fewest_bytes_pair(f, ranked, machine.caches)) if p is not None]
+    forest = usable_pairs(forest_labels or [], threads, {(k, t) for _, k, t in ranked},
+                          FOREST_CANDIDATES)
+    also = forest[0] if forest else None
+    fewest = fewest_bytes_pair(f, ranked, machine.caches)
+    extra = forest + ([fewest] if fewest is not None else [])
     timed = plan_check(ranked, t_base, HORIZON,
                        lambda k: model.predict_setup(get_kernel(k), f, t_base),
                        lambda k, t: model.error.get(f"{k}@{t}", 0.0), also=extra)
@@ -118,8 +122,12 @@ def evaluate_fold(train, test, machine, threads, out):
     Xt, _, _, kept = dataset(test, ORDER)
     for i, (name, family, rec) in enumerate(kept):
         times = single_vector_times(rec["times"])
-        forest_pick = str(forest.predict(Xt[i:i + 1])[0]) if forest is not None else None
-        predicted, auto = cost_model_picks(model, rec, machine, threads, forest_pick)
+        labels = None
+        if forest is not None:
+            proba = forest.predict_proba(Xt[i:i + 1])[0]
+            labels = [str(forest.classes_[j]) for j in np.argsort(-proba) if proba[j] > 0]
+        forest_pick = labels[0] if labels else None
+        predicted, auto = cost_model_picks(model, rec, machine, threads, labels)
         out["cost model: predicted"].append(regret(times, predicted))
         out["auto (planned check, stored times)"].append(regret(times, auto))
         if forest is not None:

@@ -80,6 +80,8 @@ CHECK_BATCH_SECONDS = 5e-5
 #: Python work per timed pair beyond its products (building the operator,
 #: calibrating its batch): what timing costs even when products are free.
 CHECK_PAIR_SECONDS = 1e-4
+#: The random forest's most probable usable classes timed in the check.
+FOREST_CANDIDATES = 2
 #: The reference of speedups for k > 1 right-hand sides.
 BASELINE_MANY = "spmm_csr"
 
@@ -355,9 +357,10 @@ class _Selection:
         bottlenecks = _bottlenecks(f, self.max_threads)
         from .costmodel import pair_key
         predicted = {(k, t): p for p, k, t in ranked}
-        second = self.forest_pair(f, predicted)
-        also = [p for p in (second, fewest_bytes_pair(f, ranked, self.machine.caches))
-                if p is not None]
+        forest = self.forest_pairs(f, predicted)
+        second = forest[0] if forest else None
+        fewest = fewest_bytes_pair(f, ranked, self.machine.caches)
+        also = forest + ([fewest] if fewest is not None else [])
         timed = plan_check(ranked, t_base, self.horizon,
                            lambda k: self.model.predict_setup(get_kernel(k), f, t_base),
                            lambda k, t: self.model.error.get(pair_key(k, t, self.k), 0.0),
@@ -404,18 +407,32 @@ class _Selection:
         label, prob = model.ranked(feature_vector(f, self.max_threads, names=model.features))[0]
         return label, prob, model
 
-    def forest_pair(self, f, predicted):
-        """The random forest's pick as a usable ranked pair, or None (k > 1, no
-        model, or a pair the budget or type leaves out).
+    def forest_pairs(self, f, predicted, n=FOREST_CANDIDATES):
+        """The random forest's ``n`` most probable classes that are usable
+        ranked pairs, most probable first ([] for k > 1, without a model, or
+        when the budget or the type leaves none in).
 
         A second opinion beside the cost model: the per-kernel linear terms
         cannot tell where a format's structure pays (blocks, symmetry) as well
         as trees on the features can, and the two err on different matrices
-        (cross-validation in benchmarks/selection_eval.py)."""
+        (cross-validation in benchmarks/selection_eval.py).  The runner-up is
+        timed too: the most probable class may not fit the check's budget
+        (``bcsr_vi``'s setup on a 7-point stencil of 7M nonzeros) or may be a
+        near-tie (cross-validation: unseen families 85.6% within 5% with one,
+        86.3% with two)."""
         if self.k > 1:
-            return None
-        pick = self.forest_pick(f)
-        return None if pick is None else forest_label_pair(pick[0], self.max_threads, predicted)
+            return []
+        from .model import current_model, feature_vector
+        model = current_model()
+        if model is None:
+            return []
+        ranked = model.ranked(feature_vector(f, self.max_threads, names=model.features))
+        return usable_pairs([c for c, p in ranked if p > 0], self.max_threads, predicted, n)
+
+    def forest_pair(self, f, predicted):
+        """The forest's most probable usable pair, or None."""
+        pairs = self.forest_pairs(f, predicted, 1)
+        return pairs[0] if pairs else None
 
     def _predicted_decision(self, t, kernel, threads, t_base, bottlenecks, source):
         return Decision(kernel, threads, (), tuple(bottlenecks), max(t_base / t, 1e-6) if t else 1.0,
@@ -626,6 +643,18 @@ def forest_label_pair(label, max_threads, usable):
     except ValueError:
         return None
     return pair if pair in usable else None
+
+
+def usable_pairs(labels, max_threads, usable, n):
+    """The pairs of the first ``n`` labels (in ``labels``' order) that are in ``usable``."""
+    out = []
+    for label in labels:
+        pair = forest_label_pair(label, max_threads, usable)
+        if pair is not None and pair not in out:
+            out.append(pair)
+            if len(out) == n:
+                break
+    return out
 
 
 def _parse_label(label, max_threads):

@@ -286,7 +286,8 @@ def test_auto_takes_the_forests_pick_when_a_check_would_not_be_repaid(monkeypatc
     """Too few calls to repay timing: the forest's pick (a usable pair) is taken."""
     import spmvtune.select as S
     A = family_matrix("random")
-    monkeypatch.setattr(S._Selection, "forest_pair", lambda self, f, predicted: ("csr_unroll4", 1))
+    monkeypatch.setattr(S._Selection, "forest_pairs",
+                        lambda self, f, predicted: [("csr_unroll4", 1), ("csr_balanced", 2)])
     monkeypatch.setattr(S, "plan_check", lambda *a, **k: [])
     op = spmvtune.select_kernel(A, threads=2, cache=False)
     assert (op.kernel, op.threads) == ("csr_unroll4", 1)
@@ -335,6 +336,9 @@ def test_the_forest_pair_is_a_ranked_pair_or_none():
     pair = sel.forest_pair(f, predicted)
     assert pair is None or pair in predicted
     assert sel.forest_pair(f, {}) is None
+    pairs = sel.forest_pairs(f, predicted)
+    assert len(pairs) <= S.FOREST_CANDIDATES and len(set(pairs)) == len(pairs)
+    assert all(p in predicted for p in pairs) and pairs[:1] == ([pair] if pair else [])
 
 
 def test_out_of_cache_the_smallest_format_is_a_candidate():
