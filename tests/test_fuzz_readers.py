@@ -50,7 +50,7 @@ def _fmt_value(v, style, field):
     if np.isinf(v):
         return ("-" if v < 0 else "") + ["inf", "Infinity", "INF"][style % 3]
     return [repr(v), f"{v:.17g}", f"{v:.16e}", f"{v:.16E}", f"{v:.16e}".replace("e", "D"),
-            ("+" + repr(v)) if v >= 0 else repr(v)][style % 6]
+            repr(v) if np.signbit(v) else "+" + repr(v)][style % 6]   # -0.0 is signed too
 
 
 @st.composite
