@@ -40,8 +40,8 @@ from spmvtune.decision import BASELINE
 from spmvtune.machine import machine_profile
 from spmvtune.model import TOLERANCE, dataset, make_estimator, single_vector_times
 from spmvtune.pool import canonical_pair, get_kernel, kernel_names, kernel_specs
-from spmvtune.select import (FOREST_CANDIDATES, HORIZON, check_cost, fewest_bytes_pair,
-                             long_products, plan_check, repaid, thread_candidates,
+from spmvtune.select import (FOREST_CANDIDATES, HORIZON, fewest_bytes_pair, long_products,
+                             plan_check, repaid, spent_seconds, thread_candidates,
                              usable_pairs)
 from spmvtune.timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
 from spmvtune.train import ResultsStore, measure_matrix
@@ -101,10 +101,10 @@ def cost_model_picks(model, rec, machine, threads, forest_labels=None):
     base = [k for k in keys if k.startswith(BASELINE + "@")]
     if base and not pick.startswith(BASELINE + "@"):
         # the measured gain must repay the selection, as auto weighs it
-        long = long_products({(k, t): p for p, k, t in ranked}, timed)
-        spent = f.get("seconds", 0.0) + sum(
-            model.predict_setup(get_kernel(k.partition("@")[0]), f, t_base)
-            + check_cost(times[k], long) for k in keys)
+        measured = {(k, t): times[f"{k}@{t}"] for k, t in timed if f"{k}@{t}" in times}
+        spent = spent_seconds(f.get("seconds", 0.0), measured,
+                              lambda k: model.predict_setup(get_kernel(k), f, t_base),
+                              long_products({(k, t): p for p, k, t in ranked}, timed))
         b = min(base, key=times.get)
         if not repaid(spent, times[b], times[pick], HORIZON):
             pick = b

@@ -59,12 +59,12 @@ def scores_from_profile(evidence, features):
     x_lines_per_nnz.  Returns {"MB", "ML", "IMB", "CMP"} scores."""
     ws_over_l3 = features["ws_over_l3"]
     s = {cls: ramp(evidence[key], lo, hi) for cls, (key, lo, hi) in THRESHOLDS.items()}
-    s["ML"] *= ramp(features["x_lines_per_nnz"], *SCATTER_GATE)
+    scattered = ramp(features["x_lines_per_nnz"], *SCATTER_GATE)
+    s["ML"] *= scattered
     # a tiny product's per-thread timings measure the thread launch, not the work
     s["IMB"] *= ramp(features.get("nnz", IMB_MIN_NNZ[1]), *IMB_MIN_NNZ)
-    regular = 1.0 - ramp(features["x_lines_per_nnz"], *SCATTER_GATE)
     # unless the time is explained otherwise (one slow thread, scattered x)
-    structural_mb = ramp(ws_over_l3, 1.0, 3.0) * regular * (1.0 - max(s["IMB"], s["ML"]))
+    structural_mb = ramp(ws_over_l3, 1.0, 3.0) * (1.0 - scattered) * (1.0 - max(s["IMB"], s["ML"]))
     s["MB"] = max(s["MB"], structural_mb * ramp(evidence["bandwidth_share"], *MB_CONFIRM))
     if ws_over_l3 <= 1.0:
         s["MB"] = 0.0

@@ -361,8 +361,10 @@ class _Selection:
         second = forest[0] if forest else None
         fewest = fewest_bytes_pair(f, ranked, self.machine.caches)
         also = forest + ([fewest] if fewest is not None else [])
-        timed = plan_check(ranked, t_base, self.horizon,
-                           lambda k: self.model.predict_setup(get_kernel(k), f, t_base),
+
+        def setup(kernel):
+            return self.model.predict_setup(get_kernel(kernel), f, t_base)
+        timed = plan_check(ranked, t_base, self.horizon, setup,
                            lambda k, t: self.model.error.get(pair_key(k, t, self.k), 0.0),
                            baseline=self.baseline, also=also)
         if not timed:
@@ -385,11 +387,7 @@ class _Selection:
             return Decision(kernel, threads, (), bottlenecks, 1.0, t,
                             f"auto (predicted; {len(measured)} pairs timed)")
         (base_kernel, base_threads), base_t = base
-        # what the selection cost, as a warm process pays it (a wall clock would
-        # count loading the kernels' compiled code into the first call)
-        long = long_products(predicted, measured)
-        spent = f["seconds"] + sum(self.model.predict_setup(get_kernel(k), f, t_base)
-                                   + check_cost(v, long) for (k, _), v in measured.items())
+        spent = spent_seconds(f["seconds"], measured, setup, long_products(predicted, measured))
         if kernel != self.baseline and not repaid(spent, base_t, t, self.horizon):
             return Decision(base_kernel, base_threads, (), bottlenecks, 1.0, base_t,
                             f"auto (baseline: {kernel} measured {base_t / t:.2f}x, which would "
@@ -397,15 +395,14 @@ class _Selection:
         return Decision(kernel, threads, (), bottlenecks, base_t / t, t,
                         f"auto (predicted; {len(measured)} pairs timed)")
 
-    def forest_pick(self, f):
-        """(label, probability, model) of the random forest's best class for
-        the features ``f`` (:mod:`spmvtune.model`), or None without a forest."""
+    def forest_ranked(self, f):
+        """(model, [(label, probability)] most probable first) of the random
+        forest (:mod:`spmvtune.model`) on the features ``f``, or None without one."""
         from .model import current_model, feature_vector
         model = current_model()
         if model is None:
             return None
-        label, prob = model.ranked(feature_vector(f, self.max_threads, names=model.features))[0]
-        return label, prob, model
+        return model, model.ranked(feature_vector(f, self.max_threads, names=model.features))
 
     def forest_pairs(self, f, predicted, n=FOREST_CANDIDATES):
         """The random forest's ``n`` most probable classes that are usable
@@ -420,19 +417,10 @@ class _Selection:
         (``bcsr_vi``'s setup on a 7-point stencil of 7M nonzeros) or may be a
         near-tie (cross-validation: unseen families 85.6% within 5% with one,
         86.3% with two)."""
-        if self.k > 1:
+        forest = self.forest_ranked(f) if self.k == 1 else None
+        if forest is None:
             return []
-        from .model import current_model, feature_vector
-        model = current_model()
-        if model is None:
-            return []
-        ranked = model.ranked(feature_vector(f, self.max_threads, names=model.features))
-        return usable_pairs([c for c, p in ranked if p > 0], self.max_threads, predicted, n)
-
-    def forest_pair(self, f, predicted):
-        """The forest's most probable usable pair, or None."""
-        pairs = self.forest_pairs(f, predicted, 1)
-        return pairs[0] if pairs else None
+        return usable_pairs([c for c, p in forest[1] if p > 0], self.max_threads, predicted, n)
 
     def _predicted_decision(self, t, kernel, threads, t_base, bottlenecks, source):
         return Decision(kernel, threads, (), tuple(bottlenecks), max(t_base / t, 1e-6) if t else 1.0,
@@ -461,7 +449,8 @@ class _Selection:
         if current_model() is None:
             return self._predicted().but(source="features (no forest model: predicted)")
         f = self.features()
-        label, prob, model = self.forest_pick(f)
+        model, ranked = self.forest_ranked(f)
+        label, prob = ranked[0]
         kernel, threads = _parse_label(label, self.max_threads)
         return Decision(kernel, threads, (), _bottlenecks(f, self.max_threads),
                         model.class_speedup.get(label, 1.0), None,
@@ -566,6 +555,15 @@ def repaid(spent, base_seconds, seconds, horizon):
     calls on unseen real matrices 16 -> 4, within 5% of the fastest 79.8% ->
     79.4%)."""
     return (base_seconds - seconds) * horizon >= spent
+
+
+def spent_seconds(feature_seconds, measured, setup_seconds, long):
+    """Seconds a selection cost as a warm process pays it: the features, then
+    each timed pair's setup (``setup_seconds(kernel)``) and its check at the
+    measured seconds per product (``measured``: {(kernel, threads): seconds}).
+    Not the wall clock, which counts loading the kernels' compiled code."""
+    return feature_seconds + sum(setup_seconds(k) + check_cost(v, long)
+                                 for (k, _), v in measured.items())
 
 
 def long_products(predicted, pairs):

@@ -327,15 +327,16 @@ def test_a_measured_gain_that_would_not_repay_the_selection_keeps_the_baseline(
         assert "would not repay" in op.selection_source
 
 
-def test_the_forest_pair_is_a_ranked_pair_or_none():
+def test_the_forest_pairs_are_ranked_pairs_or_none():
     import spmvtune.select as S
     A = as_canonical_csr(family_matrix("banded"))
     sel = S._Selection(A, 2, None, None, False)
     f = sel.features()
     predicted = {(k, t): p for p, k, t in sel.ranked(f)}
-    pair = sel.forest_pair(f, predicted)
+    first = sel.forest_pairs(f, predicted, 1)
+    pair = first[0] if first else None
     assert pair is None or pair in predicted
-    assert sel.forest_pair(f, {}) is None
+    assert sel.forest_pairs(f, {}, 1) == []
     pairs = sel.forest_pairs(f, predicted)
     assert len(pairs) <= S.FOREST_CANDIDATES and len(set(pairs)) == len(pairs)
     assert all(p in predicted for p in pairs) and pairs[:1] == ([pair] if pair else [])
