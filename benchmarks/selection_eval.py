@@ -40,7 +40,8 @@ from spmvtune.decision import BASELINE
 from spmvtune.machine import machine_profile
 from spmvtune.model import TOLERANCE, dataset, make_estimator, single_vector_times
 from spmvtune.pool import canonical_pair, get_kernel, kernel_names, kernel_specs
-from spmvtune.select import (FOREST_CANDIDATES, HORIZON, fewest_bytes_pair, long_products,
+from spmvtune.select import (FOREST_CANDIDATES, HORIZON, agreed_pair, check_extras,
+                             long_products,
                              plan_check, repaid, spent_seconds, thread_candidates,
                              usable_pairs)
 from spmvtune.timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
@@ -87,11 +88,11 @@ def cost_model_picks(model, rec, machine, threads, forest_labels=None):
     forest = usable_pairs(forest_labels or [], threads, {(k, t) for _, k, t in ranked},
                           FOREST_CANDIDATES)
     also = forest[0] if forest else None
-    fewest = fewest_bytes_pair(f, ranked, machine.caches)
-    extra = forest + ([fewest] if fewest is not None else [])
+    extra = check_extras(forest, f, ranked, machine.caches)
     timed = plan_check(ranked, t_base, HORIZON,
                        lambda k: model.predict_setup(get_kernel(k), f, t_base),
-                       lambda k, t: model.error.get(f"{k}@{t}", 0.0), also=extra)
+                       lambda k, t: model.error.get(f"{k}@{t}", 0.0), also=extra,
+                       agreed=agreed_pair(forest, ranked))
     if not timed:
         return best, (f"{also[0]}@{also[1]}" if also else best)
     keys = [f"{k}@{t}" for k, t in timed if f"{k}@{t}" in times]

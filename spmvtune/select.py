@@ -359,14 +359,13 @@ class _Selection:
         predicted = {(k, t): p for p, k, t in ranked}
         forest = self.forest_pairs(f, predicted)
         second = forest[0] if forest else None
-        fewest = fewest_bytes_pair(f, ranked, self.machine.caches)
-        also = forest + ([fewest] if fewest is not None else [])
+        also = check_extras(forest, f, ranked, self.machine.caches)
 
         def setup(kernel):
             return self.model.predict_setup(get_kernel(kernel), f, t_base)
         timed = plan_check(ranked, t_base, self.horizon, setup,
                            lambda k, t: self.model.error.get(pair_key(k, t, self.k), 0.0),
-                           baseline=self.baseline, also=also)
+                           baseline=self.baseline, also=also, agreed=agreed_pair(forest, ranked))
         if not timed:
             if second is not None:
                 kernel, threads = second
@@ -471,8 +470,13 @@ class _Selection:
     def time_pairs(self, pairs, predicted=None):
         """{(kernel, threads): median seconds} of the usable pairs, timed side by
         side (interleaved rounds); the operators are kept in ``self.ops``.
-        predicted: {pair: predicted seconds}, which decides how they are timed."""
-        from .pool.dense_mm import BLAS_SPIN_SECONDS
+        predicted: {pair: predicted seconds}, which decides how they are timed.
+
+        BLAS products (the dense fallback) are timed after the others, one
+        after another: their threads spin after a call on the cores the next
+        contestant needs, and the pause that would let them stop costs more
+        than the check (0.15 s a round) and slows the next product too (a vCPU
+        woken from idle runs the first few milliseconds up to 2x slower)."""
         from .timing import interleaved_medians
         dtype = self.csr.data.dtype
         if self.k > 1:
@@ -491,15 +495,21 @@ class _Selection:
                 continue
         ops = {p: self.ops[p] for p in pairs if p in self.ops}
         run = "matmat" if self.k > 1 else "matvec"
-        # BLAS threads spin after a call, on the cores the next contestant needs
-        settle = {p: BLAS_SPIN_SECONDS for p in ops if get_kernel(p[0]).balance == "blas"}
         contestants = {p: (lambda f=getattr(op, run): f(x, out=y)) for p, op in ops.items()}
-        if long_products(predicted or {}, ops):
-            return interleaved_medians(contestants, repeats=CHECK_ROUNDS_LONG, warmup=0,
-                                       settle=settle, batch_seconds=CHECK_BATCH_SECONDS,
-                                       prime=False)
-        return interleaved_medians(contestants, repeats=CHECK_ROUNDS, warmup=1, settle=settle,
-                                   batch_seconds=CHECK_BATCH_SECONDS)
+        long = long_products(predicted or {}, ops)
+        blas = [p for p in ops if get_kernel(p[0]).balance == "blas"]
+        out = {}
+        for group in ([p for p in ops if p not in blas], *([p] for p in blas)):
+            if not group:
+                continue
+            timed = {p: contestants[p] for p in group}
+            if long:
+                out.update(interleaved_medians(timed, repeats=CHECK_ROUNDS_LONG, warmup=0,
+                                               batch_seconds=CHECK_BATCH_SECONDS, prime=False))
+            else:
+                out.update(interleaved_medians(timed, repeats=CHECK_ROUNDS, warmup=1,
+                                               batch_seconds=CHECK_BATCH_SECONDS))
+        return out
 
     # -- budget ----------------------------------------------------------------------
 
@@ -544,6 +554,20 @@ def fewest_bytes_pair(f, ranked, caches):
     return best
 
 
+def check_extras(forest, f, ranked, caches):
+    """The pairs the check takes before the cost model's near ones: the
+    forest's ``forest`` pairs (most probable first), then the fewest bytes out
+    of cache (:func:`fewest_bytes_pair`)."""
+    fewest = fewest_bytes_pair(f, ranked, caches)
+    return list(forest) + ([fewest] if fewest is not None and fewest not in forest else [])
+
+
+def agreed_pair(forest, ranked):
+    """The cost model's best pair when the forest names it too, else None."""
+    best = (ranked[0][1], ranked[0][2]) if ranked else None
+    return best if best in forest else None
+
+
 def repaid(spent, base_seconds, seconds, horizon):
     """Whether a kernel measured at ``seconds`` per product against the
     baseline's ``base_seconds`` repays the selection within ``horizon`` calls
@@ -581,7 +605,8 @@ def check_cost(pair_seconds, long):
             + CHECK_ROUNDS * (max(pair_seconds, CHECK_BATCH_SECONDS) + pair_seconds))
 
 
-def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASELINE, also=None):
+def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASELINE, also=None,
+               agreed=None):
     """The (kernel, threads) pairs ``auto`` times, or [] to trust the prediction.
 
     ranked: [(predicted seconds, kernel, threads)] fastest first; t_base: the
@@ -592,7 +617,14 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASEL
     also: (kernel, threads) pairs of ``ranked`` other selectors prefer (the
     forest's pick, the fewest bytes out of cache), taken first, before the cost
     model's near pairs (cross-validation: 4.6% mean regret on unseen real
-    matrices against 5.0% when they follow the model's best).
+    matrices against 5.0% when they follow the model's best); agreed: a
+    pair both the cost model and the forest prefer, timed when only its setup
+    keeps it out of the budget, provided its predicted gain repays that setup
+    and its check within ``horizon`` calls (the budget bounds timing likely
+    wasted; the chosen kernel's setup is paid anyway).  A 2:4-pruned 2048 x
+    2048 layer: the model ranks ``dense_gemv`` first, the forest second, and
+    its densifying did not fit beside the forest's pick, so the 15% faster
+    dense product was never timed.
 
     Timed: the pairs predicted within MARGIN (plus the best pair's model
     error) of the best, at most MAX_TIMED, and the baseline at its best thread
@@ -621,8 +653,11 @@ def plan_check(ranked, t_base, horizon, setup_seconds, rel_error, baseline=BASEL
     budget = (CHECK_BUDGET_PRODUCTS if long else CHECK_BUDGET_SHORT_PRODUCTS) * t_base
     kept, cost = [], 0.0
     for pair in order:
-        c = setup_seconds(pair[0]) + check_cost(predicted[pair], long)
-        if kept and cost + c > budget:
+        timing = check_cost(predicted[pair], long)
+        c = setup_seconds(pair[0]) + timing
+        if kept and cost + c > budget and not (
+                pair == agreed and cost + timing <= budget
+                and c <= (t_base - predicted[pair]) * horizon):
             continue
         kept.append(pair)
         cost += c

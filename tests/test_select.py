@@ -282,6 +282,58 @@ def test_the_other_selectors_picks_are_timed_first():
                                                                            ("csr_delta", 2)]
 
 
+def test_a_pair_both_selectors_prefer_is_timed_when_only_its_setup_is_over_budget():
+    """``agreed`` (the cost model's best, named by the forest too) joins the
+    check although its setup does not fit the budget, when its predicted gain
+    repays setup and timing within the horizon; not when its timing alone
+    does not fit, and not when the gain would not repay it."""
+    from spmvtune.select import CHECK_BUDGET_SHORT_PRODUCTS, check_cost, plan_check
+    t_base = 700e-6
+    ranked = [(500e-6, "dense_gemv", 2), (600e-6, "csr_delta", 2), (t_base, "csr_balanced", 2)]
+    setup = {"dense_gemv": 25 * t_base, "csr_delta": 2 * t_base, "csr_balanced": 0.0}.get
+    none = lambda k, t: 0.0                                     # noqa: E731
+    also = [("csr_delta", 2), ("dense_gemv", 2)]
+    assert ("dense_gemv", 2) not in plan_check(ranked, t_base, 1000, setup, none, also=also)
+    timed = plan_check(ranked, t_base, 1000, setup, none, also=also, agreed=("dense_gemv", 2))
+    assert set(timed) == {("dense_gemv", 2), ("csr_delta", 2), ("csr_balanced", 2)}
+    within = sum(setup(k) + check_cost(p, False) for p, k, _ in ranked[1:])
+    assert within <= CHECK_BUDGET_SHORT_PRODUCTS * t_base
+    # a horizon too short to repay the densifying leaves it out
+    assert ("dense_gemv", 2) not in plan_check(ranked, t_base, 100, setup, none, also=also,
+                                               agreed=("dense_gemv", 2))
+    # timing that alone overflows the budget is not excused
+    slow = [(p * 10, k, t) for p, k, t in ranked]
+    big = {"dense_gemv": 0.0, "csr_delta": 0.0, "csr_balanced": 0.0}.get
+    timed = plan_check(slow, 10 * t_base, 10**6, big, none, also=also, agreed=("dense_gemv", 2))
+    cost = sum(check_cost(p, True) for p, k, t in slow if (k, t) in timed)
+    assert cost <= 24 * 10 * t_base
+
+
+def test_the_check_times_blas_products_last_without_pausing(monkeypatch):
+    """The dense fallback's BLAS threads spin after a call: the check times it
+    after the sparse pairs instead of pausing after each of its samples."""
+    import time as _time
+    import spmvtune.select as S
+    from spmvtune.validate import as_canonical_csr
+    A = family_matrix("dense_small")
+    sel = S._Selection(as_canonical_csr(A), 2, None, None, False)
+    order = []
+    real = S.build_operator
+
+    def recording(csr, kernel, threads, *a):
+        op = real(csr, kernel, threads, *a)
+        run = op.matvec
+        op.matvec = lambda x, out=None: (order.append(kernel), run(x, out=out))[1]
+        return op
+    monkeypatch.setattr(S, "build_operator", recording)
+    monkeypatch.setattr(_time, "sleep", lambda s: pytest.fail("the check paused"))
+    pairs = [("dense_gemv", 2), ("csr_balanced", 2), ("csr_unroll4", 1)]
+    measured = sel.time_pairs(pairs, {p: 1e-5 for p in pairs})
+    assert set(measured) == set(pairs) and all(v > 0 for v in measured.values())
+    first_dense = order.index("dense_gemv")
+    assert set(order[first_dense:]) == {"dense_gemv"}
+
+
 def test_auto_takes_the_forests_pick_when_a_check_would_not_be_repaid(monkeypatch):
     """Too few calls to repay timing: the forest's pick (a usable pair) is taken."""
     import spmvtune.select as S
