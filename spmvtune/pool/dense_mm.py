@@ -23,7 +23,9 @@ MIN_DENSITY = 0.02
 #: OpenBLAS's idle threads busy-wait about this long after a call (its
 #: thread timeout), on the cores whoever runs next needs: timings that follow
 #: a BLAS call pause this long first (as for Intel OpenMP's spinning threads).
-BLAS_SPIN_SECONDS = 0.15
+#: Measured: a 2-thread sparse product run 0-100 ms after dense BLAS took 2x
+#: its time, from 200 ms on its steady time (after the first product).
+BLAS_SPIN_SECONDS = 0.25
 #: The call of the operator: y = D @ x on the operator's threads.
 _product = blas_product
 
