@@ -17,6 +17,10 @@ STABLE_BATCH_SECONDS = 0.02
 #: Intel OpenMP (MKL's threads) spins this long after a call (KMP_BLOCKTIME,
 #: default 200 ms), taking a core from whoever runs next.
 OPENMP_SPIN_SECONDS = 0.2
+#: After a settle pause the next contestant runs untimed at least this long:
+#: a vCPU woken from idle runs its first milliseconds up to 2x slower
+#: (measured: a 1 ms product took 5-6 calls to return to its steady time).
+WAKE_SECONDS = 0.006
 
 
 def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_rounds=1000,
@@ -34,7 +38,8 @@ def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_
     same contestant, so all are timed in their steady state (threads awake).
     settle: {name: seconds} to sleep after that contestant's sample, so its
     spinning threads (OpenMP's, see ``OPENMP_SPIN_SECONDS``) have stopped
-    before the next contestant runs.
+    before the next contestant runs; that one's untimed call is then repeated
+    for ``WAKE_SECONDS``, out of the idle CPU's slow start.
     prime: make that untimed call before each sample (False for products of
     a millisecond or more, whose steady state does not depend on it: half the
     cost when the time spent timing counts, as in ``select_kernel``).
@@ -52,17 +57,23 @@ def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_
     order = np.random.default_rng(0)
     start = time.perf_counter()
     rounds = 0
+    woken = False
     while rounds < max_rounds and (rounds < repeats or time.perf_counter() - start < min_seconds):
         for i in order.permutation(len(names)):
             name = names[i]
             fn, n = contestants[name], batch[name]
             if prime:
                 fn()
+                if woken:
+                    t_wake = time.perf_counter()
+                    while time.perf_counter() - t_wake < WAKE_SECONDS:
+                        fn()
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
             samples[name].append((time.perf_counter() - t0) / n)
-            if name in settle:
+            woken = name in settle
+            if woken:
                 time.sleep(settle[name])
         rounds += 1
     return samples
