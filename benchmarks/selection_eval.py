@@ -41,9 +41,8 @@ from spmvtune.machine import machine_profile
 from spmvtune.model import TOLERANCE, dataset, make_estimator, single_vector_times
 from spmvtune.pool import canonical_pair, get_kernel, kernel_names, kernel_specs
 from spmvtune.select import (FOREST_CANDIDATES, HORIZON, agreed_pair, check_extras,
-                             long_products,
-                             plan_check, repaid, spent_seconds, thread_candidates,
-                             usable_pairs)
+                             long_products, plan_check, repaid, spent_seconds, steady_pick,
+                             thread_candidates, usable_pairs)
 from spmvtune.timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
 from spmvtune.train import ResultsStore, measure_matrix
 
@@ -95,14 +94,14 @@ def cost_model_picks(model, rec, machine, threads, forest_labels=None):
                        agreed=agreed_pair(forest, ranked))
     if not timed:
         return best, (f"{also[0]}@{also[1]}" if also else best)
-    keys = [f"{k}@{t}" for k, t in timed if f"{k}@{t}" in times]
-    if not keys:
+    measured = {(k, t): times[f"{k}@{t}"] for k, t in timed if f"{k}@{t}" in times}
+    if not measured:
         return best, best
-    pick = min(keys, key=times.get)
-    base = [k for k in keys if k.startswith(BASELINE + "@")]
+    (k, t), _ = steady_pick(measured)
+    pick = f"{k}@{t}"
+    base = [f"{k}@{t}" for k, t in measured if k == BASELINE]
     if base and not pick.startswith(BASELINE + "@"):
         # the measured gain must repay the selection, as auto weighs it
-        measured = {(k, t): times[f"{k}@{t}"] for k, t in timed if f"{k}@{t}" in times}
         spent = spent_seconds(f.get("seconds", 0.0), measured,
                               lambda k: model.predict_setup(get_kernel(k), f, t_base),
                               long_products({(k, t): p for p, k, t in ranked}, timed))

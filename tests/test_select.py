@@ -404,3 +404,14 @@ def test_out_of_cache_the_smallest_format_is_a_candidate():
     assert fewest_bytes_pair(f, ranked, caches) == ("bcsr", 2)
     assert fewest_bytes_pair(dict(f, csr_bytes=1e6), ranked, caches) is None   # in cache
     assert fewest_bytes_pair(f, [], caches) is None
+
+
+def test_the_dense_fallback_is_kept_unless_a_sparse_pair_clearly_beats_it():
+    from spmvtune.select import DENSE_MARGIN, steady_pick
+    t = 1e-3
+    close = {("csr_delta", 2): t, ("dense_gemv", 2): t * (1 + DENSE_MARGIN / 2),
+             ("csr_balanced", 2): 2 * t}
+    assert steady_pick(close)[0] == ("dense_gemv", 2)
+    clear = {**close, ("dense_gemv", 2): t * (1 + 2 * DENSE_MARGIN)}
+    assert steady_pick(clear)[0] == ("csr_delta", 2)
+    assert steady_pick({("csr_delta", 2): t, ("csr_balanced", 2): t * 1.01})[0] == ("csr_delta", 2)
