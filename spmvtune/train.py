@@ -549,15 +549,8 @@ def _measured(todo, threads, max_nnz, scheduler):
         for name, family, builder, timing in todo:
             yield measure_item(name, family, builder, threads, max_nnz, timing)
         return
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise RuntimeError("--scheduler needs Dask distributed: "
-                           "python -m pip install 'spmvtune[distributed]'") from None
-    try:
-        client = Client(scheduler, timeout=10)
-    except (OSError, TimeoutError) as exc:
-        raise RuntimeError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    from .cluster import connect
+    client, as_completed = connect(scheduler)
     try:
         futures = {client.submit(measure_on_worker, name, family, builder, threads, max_nnz,
                                  timing, key=f"spmvtune-train-{i}", pure=False): (name, family)

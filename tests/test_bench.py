@@ -190,8 +190,9 @@ def test_distributed_on_a_local_cluster(collection, tmp_path):
     assert (out / "report.md").exists()
 
 
-def test_unreachable_scheduler_is_a_clear_error(collection):
+def test_unreachable_scheduler_is_a_clear_error(collection, monkeypatch):
     pytest.importorskip("distributed")
+    monkeypatch.setattr("spmvtune.cluster.CONNECT_SECONDS", 1)
     r = bench(collection / "laplace2d_40.mtx", *FAST, "--scheduler", "tcp://127.0.0.1:9")
     assert r.exit_code == 1 and "cannot reach the Dask scheduler" in r.output
 

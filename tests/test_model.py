@@ -181,6 +181,17 @@ def test_each_mode_uses_its_own_selector(records, tmp_path, monkeypatch):
     assert "rule" in sources["profile"] and "model" in sources["features"]
 
 
+def test_train_with_an_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr("spmvtune.cluster.CONNECT_SECONDS", 1)
+    bundled = Path(__file__).resolve().parents[1] / "matrices"
+    r = CliRunner().invoke(main, ["train", str(bundled / "laplace2d_40.mtx"), "--no-generated",
+                                  "--no-pruned", "--store", str(tmp_path / "s.sqlite"),
+                                  "--out", str(tmp_path / "m"), "--scheduler",
+                                  "tcp://127.0.0.1:9"])
+    assert r.exit_code != 0 and "cannot reach the Dask scheduler" in r.output, r.output
+
+
 def test_train_on_a_dask_cluster_fills_the_same_resumable_store(tmp_path):
     """`train --scheduler` measures on the cluster's workers, one matrix at a
     time each, into the store a local run resumes from."""

@@ -192,15 +192,8 @@ def run_distributed(items, opts, scheduler, timeout=None):
     """Rows of ``items`` measured by the workers of the Dask cluster at
     ``scheduler`` (an address like ``tcp://host:8786``), as they complete.
     Matrix files must be readable at the same path on the workers."""
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise RuntimeError("--scheduler needs Dask distributed: "
-                           "python -m pip install 'spmvtune[distributed]'") from None
-    try:
-        client = Client(scheduler, timeout=10)
-    except (OSError, TimeoutError) as exc:
-        raise RuntimeError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    from ..cluster import connect
+    client, as_completed = connect(scheduler)
     try:
         futures = {client.submit(measure_on_worker, item, opts, timeout, key=f"spmvtune-{i}",
                                  pure=False): item for i, item in enumerate(items)}
