@@ -134,6 +134,23 @@ def test_features_at_density_scale_the_counts(layer):
     assert g["x_lines_per_nnz"] <= f["x_lines_per_nnz"] * 1.0001
 
 
+def test_block_fill_at_another_density_follows_a_random_pattern():
+    """A magnitude-pruned layer's r x 1 blocks fill up as it gets denser: the
+    rescaled fill matches the fill measured on the layer pruned that far."""
+    from spmvtune.crossover import features_at_density
+    sparse_f = structural_features(generate.pruned_unstructured(1024, 1024, 0.9))
+    sparse_f.update(vector_features(generate.pruned_unstructured(1024, 1024, 0.9)))
+    dense_layer = generate.pruned_unstructured(1024, 1024, 0.3)
+    measured = vector_features(dense_layer)
+    g = features_at_density(sparse_f, 0.7)
+    assert measured["spmm_bcsr_r"] >= 2 and sparse_f["spmm_bcsr_fill"] > 1.5
+    assert abs(g["spmm_bcsr_fill"] / measured["spmm_bcsr_fill"] - 1) < 0.15
+    assert g["bcsr_fill"] >= 1.0
+    # full blocks (block pruning) stay full
+    full = dict(sparse_f, spmm_bcsr_fill=1.0)
+    assert features_at_density(full, 0.7)["spmm_bcsr_fill"] == 1.0
+
+
 def test_predicted_crossover_rises_with_the_dense_advantage(layer):
     from spmvtune.crossover import predicted_crossover
     machine = fake_machine()
