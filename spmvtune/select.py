@@ -477,9 +477,10 @@ class _Selection:
 
         BLAS products (the dense fallback) are timed after the others, one
         after another: their threads spin after a call on the cores the next
-        contestant needs, and the pause that would let them stop costs more
-        than the check (0.15 s a round) and slows the next product too (a vCPU
-        woken from idle runs the first few milliseconds up to 2x slower)."""
+        contestant needs, and the pause that would let them stop
+        (``BLAS_SPIN_SECONDS`` a round) costs more than the check and slows the
+        next product too (a vCPU woken from idle runs the first few
+        milliseconds up to 2x slower)."""
         from .timing import interleaved_medians
         dtype = self.csr.data.dtype
         if self.k > 1:

@@ -14,9 +14,12 @@ MIN_SAMPLE_SECONDS = 2e-4
 STABLE_BATCH_SECONDS = 0.02
 
 
-#: Intel OpenMP (MKL's threads) spins this long after a call (KMP_BLOCKTIME,
-#: default 200 ms), taking a core from whoever runs next.
-OPENMP_SPIN_SECONDS = 0.2
+#: Intel OpenMP (MKL's threads) spins after a call (KMP_BLOCKTIME, default
+#: 200 ms), taking a core from whoever runs next.  Measured beside MKL with
+#: a pause of 200 ms, two copies of one 3 us kernel came out 1.5x apart and
+#: everything ran up to 1.6x slow; with 300 ms mostly within 10%, with 400 ms
+#: within 3%.
+OPENMP_SPIN_SECONDS = 0.4
 #: After a settle pause the next contestant runs untimed at least this long:
 #: a vCPU woken from idle runs its first milliseconds up to 2x slower
 #: (measured: a 1 ms product took 5-6 calls to return to its steady time).
