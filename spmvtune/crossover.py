@@ -54,8 +54,8 @@ def _refill(g, f, density, fill_key, r_key, c_key):
     if fill_key not in f:
         return
     size = int(f.get(r_key, 1.0) * f.get(c_key, 1.0))
-    here = _fill(f.get("density", density), size)
-    g[fill_key] = max(f[fill_key] * _fill(density, size) / here, 1.0) if here > 0 else f[fill_key]
+    g[fill_key] = max(f[fill_key] * _fill(density, size) / _fill(f.get("density", density), size),
+                      1.0)
 
 
 def features_at_density(f, density):
@@ -63,6 +63,7 @@ def features_at_density(f, density):
     and value structure) holding ``density`` of its entries: counts that grow
     with the nonzeros scale, shares and shapes stay, and the new x lines per
     nonzero follow a random pattern's dependence on density."""
+    from .pool.bcsr import block_bytes
     m, n = f["rows"], f["cols"]
     g = dict(f)
     nnz = density * m * n
@@ -81,9 +82,8 @@ def features_at_density(f, density):
     _refill(g, f, density, "spmm_bcsr_fill", "spmm_bcsr_r", "spmm_bcsr_c")
     if "bcsr_bytes" in f:
         if f["nnz"] and "bcsr_fill" in f:
-            R, C = f.get("bcsr_r", 1.0), f.get("bcsr_c", 1.0)
-            vb = float(f.get("value_bytes", 8.0))
-            g["bcsr_bytes"] = g["bcsr_fill"] * nnz * (vb + 4.0 / (R * C)) + 4.0 * m / R
+            g["bcsr_bytes"] = block_bytes(nnz, m, g["bcsr_fill"], f.get("bcsr_r", 1.0),
+                                          f.get("bcsr_c", 1.0), float(f.get("value_bytes", 8.0)))
         else:
             g["bcsr_bytes"] = f["bcsr_bytes"] * r if f["nnz"] else g["csr_bytes"]
     if "distinct_values" in f and not f.get("few_values"):

@@ -501,7 +501,7 @@ class _Selection:
         run = "matmat" if self.k > 1 else "matvec"
         contestants = {p: (lambda f=getattr(op, run): f(x, out=y)) for p, op in ops.items()}
         long = long_products(predicted or {}, ops)
-        blas = [p for p in ops if get_kernel(p[0]).balance == "blas"]
+        blas = [p for p in ops if runs_blas(p)]
         out = {}
         for group in ([p for p in ops if p not in blas], *([p] for p in blas)):
             if not group:
@@ -572,6 +572,11 @@ def agreed_pair(forest, ranked):
     return best if best in forest else None
 
 
+def runs_blas(pair):
+    """Whether the (kernel, threads) pair is a dense BLAS product (threads that spin)."""
+    return get_kernel(pair[0]).balance == "blas"
+
+
 def steady_pick(measured):
     """((kernel, threads), seconds) the check picks from ``measured``
     ({(kernel, threads): seconds}): the fastest, but the dense fallback when it
@@ -582,7 +587,7 @@ def steady_pick(measured):
     ratio in the steady state (2:4 and 50%-pruned layers, 2 threads), so a sparse
     pick there needs a clear win."""
     best = min(measured.items(), key=lambda kv: kv[1])
-    dense = [kv for kv in measured.items() if get_kernel(kv[0][0]).balance == "blas"]
+    dense = [kv for kv in measured.items() if runs_blas(kv[0])]
     if dense:
         fallback = min(dense, key=lambda kv: kv[1])
         if fallback[1] <= best[1] * (1.0 + DENSE_MARGIN):

@@ -230,6 +230,13 @@ def _block_counts(indptr, indices, n_cols, starts, stretch, counts):
 SAMPLE_NNZ = 100_000
 
 
+def block_bytes(nnz, rows, fill, R, C, value_size=8.0):
+    """Bytes of R x C blocks holding ``nnz`` nonzeros at ``fill`` stored values
+    per nonzero: the values, one 4-byte column per block, one 4-byte pointer per
+    block row."""
+    return nnz * fill * (value_size + 4.0 / (R * C)) + 4.0 * rows / R
+
+
 def block_estimates(csr, value_size=8.0, sample_nnz=SAMPLE_NNZ):
     """{(R, C): (estimated bytes, fill)} for every shape of ``SHAPES``, from
     about ``sample_nnz`` entries in 8 evenly spaced stretches of rows.
@@ -260,7 +267,7 @@ def block_estimates(csr, value_size=8.0, sample_nnz=SAMPLE_NNZ):
             out[(R, C)] = (np.inf, np.inf)
             continue
         fill = counts[R - 1][C - 1] * R * C / stored
-        out[(R, C)] = (nnz * fill * (value_size + 4.0 / (R * C)) + 4.0 * m / R, fill)
+        out[(R, C)] = (block_bytes(nnz, m, fill, R, C, value_size), fill)
     return out
 
 

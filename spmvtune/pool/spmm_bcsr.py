@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._loops import value_at
-from .bcsr import _bcsr_par, _bcsr_ser, bcsr_encode, block_estimates
+from .bcsr import _bcsr_par, _bcsr_ser, bcsr_encode, block_bytes, block_estimates
 from .indices import nbytes
 from .partition import balanced_rows
 from .registry import KernelSpec, Prepared, register, value_bytes
@@ -173,7 +173,7 @@ def storage(f):
     """Values with their fill, one 4-byte column per block, one pointer per block row."""
     r = f.get("spmm_bcsr_r", 2.0)
     c = f.get("spmm_bcsr_c", 1.0)
-    return fill(f) * f["nnz"] * (value_bytes(f) + 4.0 / (r * c)) + 4.0 * f["rows"] / r
+    return block_bytes(f["nnz"], f["rows"], fill(f), r, c, value_bytes(f))
 
 
 def work(f):
