@@ -57,7 +57,7 @@ def interleaved_samples(contestants, repeats=10, warmup=2, min_seconds=0.0, max_
         batch[name] = max(1, int(batch_seconds / max(time.perf_counter() - t0, 1e-9)))
     samples = {name: [] for name in contestants}
     names = list(contestants)
-    order = np.random.default_rng(0)
+    order = np.random.default_rng()     # a fresh order per call: no position repeats run to run
     start = time.perf_counter()
     rounds = 0
     woken = False
