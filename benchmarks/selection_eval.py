@@ -41,8 +41,8 @@ from spmvtune.machine import machine_profile
 from spmvtune.model import TOLERANCE, dataset, make_estimator, single_vector_times
 from spmvtune.pool import canonical_pair, get_kernel, kernel_names, kernel_specs
 from spmvtune.select import (FOREST_CANDIDATES, HORIZON, agreed_pair, check_extras,
-                             long_products, plan_check, spent_seconds, steady_pick,
-                             thread_candidates, usable_pairs, worth_taking)
+                             long_products, plan_check, repaid, spent_seconds, steady_pick,
+                             thread_candidates, usable_pairs)
 from spmvtune.timing import OPENMP_SPIN_SECONDS, STABLE_BATCH_SECONDS, interleaved_medians
 from spmvtune.train import ResultsStore, measure_matrix
 
@@ -101,12 +101,12 @@ def cost_model_picks(model, rec, machine, threads, forest_labels=None):
     pick = f"{k}@{t}"
     base = [f"{k}@{t}" for k, t in measured if k == BASELINE]
     if base and not pick.startswith(BASELINE + "@"):
-        # a small measured gain must repay the selection, as auto weighs it
+        # the measured gain must repay the selection, as auto weighs it
         spent = spent_seconds(f.get("seconds", 0.0), measured,
                               lambda k: model.predict_setup(get_kernel(k), f, t_base),
                               long_products({(k, t): p for p, k, t in ranked}, timed))
         b = min(base, key=times.get)
-        if not worth_taking(spent, times[b], times[pick], HORIZON):
+        if not repaid(spent, times[b], times[pick], HORIZON):
             pick = b
     return best, pick
 
@@ -238,7 +238,6 @@ def measure_heldout(A, threads):
         g(x, y)
         if np.allclose(y, ref, rtol=1e-10, atol=1e-12 * max(np.abs(ref).max(), 1.0)):
             cont["graphblas"] = g.mxv
-            spin["graphblas"] = OPENMP_SPIN_SECONDS      # its OpenMP threads spin too
     med = interleaved_medians(cont, repeats=7, settle=spin, batch_seconds=STABLE_BATCH_SECONDS)
     scale = pool["times"][anchor_key] / med["anchor"]          # onto the pool's anchor
     peers_t = {k: v * scale for k, v in med.items()}

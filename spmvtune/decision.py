@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 #: Part of the tuning-cache key: raise it whenever the selection logic changes,
 #: so that decisions cached by the old logic are made again.
-SELECTOR_REVISION = 12
+SELECTOR_REVISION = 13
 #: The reference every speedup and break-even is counted against.
 BASELINE = "csr_balanced"
 

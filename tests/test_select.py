@@ -290,8 +290,7 @@ def test_a_pair_both_selectors_prefer_is_timed_when_only_its_setup_is_over_budge
     from spmvtune.select import CHECK_BUDGET_SHORT_PRODUCTS, check_cost, plan_check
     t_base = 700e-6
     ranked = [(500e-6, "dense_gemv", 2), (600e-6, "csr_delta", 2), (t_base, "csr_balanced", 2)]
-    setup = {"dense_gemv": CHECK_BUDGET_SHORT_PRODUCTS * t_base, "csr_delta": 2 * t_base,
-             "csr_balanced": 0.0}.get
+    setup = {"dense_gemv": 25 * t_base, "csr_delta": 2 * t_base, "csr_balanced": 0.0}.get
     none = lambda k, t: 0.0                                     # noqa: E731
     also = [("csr_delta", 2), ("dense_gemv", 2)]
     assert ("dense_gemv", 2) not in plan_check(ranked, t_base, 1000, setup, none, also=also)
@@ -300,8 +299,8 @@ def test_a_pair_both_selectors_prefer_is_timed_when_only_its_setup_is_over_budge
     within = sum(setup(k) + check_cost(p, False) for p, k, _ in ranked[1:])
     assert within <= CHECK_BUDGET_SHORT_PRODUCTS * t_base
     # a horizon too short to repay the densifying leaves it out
-    short = plan_check(ranked, t_base, 300, setup, none, also=also, agreed=("dense_gemv", 2))
-    assert set(short) == {("csr_delta", 2), ("csr_balanced", 2)}
+    assert ("dense_gemv", 2) not in plan_check(ranked, t_base, 100, setup, none, also=also,
+                                               agreed=("dense_gemv", 2))
     # timing that alone overflows the budget is not excused
     slow = [(p * 10, k, t) for p, k, t in ranked]
     big = {"dense_gemv": 0.0, "csr_delta": 0.0, "csr_balanced": 0.0}.get
@@ -357,25 +356,14 @@ def test_repaid_weighs_the_measured_gain_over_the_horizon():
     assert not repaid(spent=0.0 + 1e-9, base_seconds=8e-6, seconds=9e-6, horizon=10**6)  # slower
 
 
-def test_a_clear_gain_is_taken_and_a_small_one_must_repay_the_selection():
-    from spmvtune.select import CLEAR_GAIN, worth_taking
-    clear = 10e-6 / (1.0 + CLEAR_GAIN)
-    assert worth_taking(spent=1.0, base_seconds=10e-6, seconds=clear, horizon=10)
-    assert not worth_taking(spent=1.0, base_seconds=10e-6, seconds=clear * 1.01, horizon=10)
-    assert worth_taking(spent=1e-3, base_seconds=10e-6, seconds=clear * 1.01, horizon=10**6)
-    assert not worth_taking(spent=0.0, base_seconds=10e-6, seconds=11e-6, horizon=10**6)
-
-
 @pytest.mark.parametrize("gain,horizon,expected", [(1.02, 1000, "csr_balanced"),
                                                    (1.02, 10**7, "csr_unroll4"),
-                                                   (1.08, 20, "csr_unroll4"),
                                                    (3.0, 1000, "csr_unroll4")])
 def test_a_measured_gain_that_would_not_repay_the_selection_keeps_the_baseline(
         monkeypatch, gain, horizon, expected):
-    """The check's winner is taken when its measured gain over the baseline is
-    clear (CLEAR_GAIN, 1.08 here, even over 20 calls that cannot repay the
-    selection) or repays the selection within the expected calls (a few percent
-    are also what the short check cannot tell from noise)."""
+    """The check's winner is taken only when its measured gain over the baseline
+    repays the selection within the expected calls (a few percent are also
+    what the short check cannot tell from noise)."""
     import spmvtune.select as S
     A = family_matrix("random")
     monkeypatch.setattr(S, "plan_check", lambda *a, **k: [("csr_balanced", 2), ("csr_unroll4", 2)])
