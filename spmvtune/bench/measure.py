@@ -209,8 +209,7 @@ def measure_matrix(A, opts, phase=None, vectors=1):
         check("dense", lambda: dense(x, y))
     phase("timing " + ", ".join(contestants))
     from ..pool.dense_mm import BLAS_SPIN_SECONDS
-    spin = {k: OPENMP_SPIN_SECONDS for k in ("mkl_csr", "mkl_ie", "graphblas")   # OpenMP
-            if k in contestants}
+    spin = {k: OPENMP_SPIN_SECONDS for k in ("mkl_csr", "mkl_ie") if k in contestants}
     spin.update({k: BLAS_SPIN_SECONDS for k in ("dense",) if k in contestants})
     spin.update({k: BLAS_SPIN_SECONDS for k in contestants if k == "selected"
                  and sel.kernel.startswith("dense")})
