@@ -345,7 +345,10 @@ def test_a_real_ctrl_c_keeps_the_rows_and_a_rerun_finishes(collection, tmp_path)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "spmvtune", "bench", str(collection), "--out", str(out),
            "--repeats", "200", "--threads", "2", "--no-mkl"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT's default action in the child even when this suite runs where it is ignored
+    # (a background job of a non-interactive shell), which Python would inherit
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if (out / "results.sqlite").exists() and len(BenchStore(out).rows()) >= 2:
